@@ -1,0 +1,294 @@
+# urt's build (GNU make).  `make help` lists the targets.
+
+CC ?= cc
+ASAN_CC ?= clang
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+# Optimisation and debug info may be overridden; the rest of the flags are
+# what the code is written against and always apply.
+CFLAGS ?= -O2 -g
+LDFLAGS ?=
+# V=1 shows the full compiler command lines.
+V ?= 0
+
+# The header is the one place the version is written; the soname follows its
+# major number.  ('.' stands for '#', which make 4.3 and older disagree on.)
+version_of = $(shell sed -n 's/^.define URT_VERSION_$(1) *\([0-9]*\).*/\1/p' include/urt.h)
+MAJOR := $(call version_of,MAJOR)
+VERSION := $(MAJOR).$(call version_of,MINOR).$(call version_of,PATCH)
+
+URING_CFLAGS := $(shell pkg-config --cflags liburing 2>/dev/null)
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+
+WARN := -Wall -Wextra -Werror
+LIB_FLAGS = -std=gnu11 $(WARN) -fvisibility=hidden -fPIC -Iinclude -Isrc $(URING_CFLAGS)
+# Tests may reach internals (-Isrc, and urt__* in the static library);
+# examples are user programs and see only the public header.
+TEST_FLAGS = -std=gnu11 $(WARN) -Iinclude -Isrc -Itests $(URING_CFLAGS)
+TEST_LIBS = $(URING_LIBS) -lcmocka -lpthread
+EXAMPLE_FLAGS = -std=gnu11 $(WARN) -Iinclude $(URING_CFLAGS)
+EXAMPLE_LIBS = $(URING_LIBS) -lpthread
+# -O1 keeps ASan's reports readable; stack-use-after-return stays off in the
+# runtime options because fibers switch stacks under it.
+ASAN_CFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+              -fno-omit-frame-pointer -O1 -g
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Only errors make valgrind fail by default; leaks of every kind but "still
+# reachable" must too.  Stray fds are found by scripts/run-tests.sh.
+VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
+           --errors-for-leak-kinds=definite,indirect,possible --track-fds=yes
+# Seconds one test binary may run before it counts as hung.
+TEST_TIMEOUT ?= 120
+# Test binaries run one at a time in the timing-sensitive tiers; under
+# valgrind everything is slow anyway, and one binary per core halves the
+# longest tier.
+VALGRIND_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
+LIB_SRCS := $(wildcard src/*.c) src/switch_x86_64.S
+LIB_OBJS := $(patsubst src/%,build/obj/%.o,$(basename $(LIB_SRCS)))
+ASAN_OBJS := $(patsubst build/obj/%,build/asan/obj/%,$(LIB_OBJS))
+TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+TEST_BINS := $(TEST_NAMES:%=build/tests/%)
+ASAN_TEST_BINS := $(TEST_NAMES:%=build/asan/tests/%)
+EXAMPLE_BINS := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
+
+SONAME := liburt.so.$(MAJOR)
+SHARED := build/liburt.so.$(VERSION)
+
+ifeq ($(V),0)
+Q := @
+say = @printf '  %-5s %s\n' $(1) $(2);
+else
+Q :=
+say :=
+endif
+# For the builds a target starts itself (each tier builds what it runs): -s
+# keeps "Nothing to be done" out of the test output.  $(MAKE) must be written
+# out in those recipes, not hidden in a variable, or the sub-make is not
+# given the -j job slots.
+SUB := --no-print-directory $(if $(filter 0,$(V)),-s)
+
+.PHONY: all lib help install uninstall clean tests asan-tests examples run bench \
+        test check test-unit test-asan test-valgrind test-symbols test-examples \
+        asan valgrind-test FORCE
+.DELETE_ON_ERROR:
+
+all: lib
+
+lib: build/liburt.a $(SHARED) build/$(SONAME) build/liburt.so build/urt.pc
+
+help:
+	@echo 'make [all]       build/liburt.a, build/liburt.so.$(VERSION) (+ symlinks), build/urt.pc'
+	@echo 'make test        every test tier in order: unit, asan, valgrind, symbols, examples'
+	@echo 'make test-unit   tests/test_*.c built with $$(CC), run   (also: tests = build only)'
+	@echo 'make test-asan   same tests and library built with clang ASan+UBSan, run  (alias: asan)'
+	@echo 'make test-valgrind  unit test binaries under valgrind, URT_TEST_SMALL=1  (alias: valgrind-test)'
+	@echo 'make test-symbols   liburt.so and liburt.a define nothing outside urt_*'
+	@echo 'make test-examples  build examples/*.c and check them with tests/examples.sh'
+	@echo 'make examples    build examples/*.c into build/examples/'
+	@echo 'make run         install what building needs, build and run every example'
+	@echo 'make bench       build bench/*.c into build/bench/ and run each'
+	@echo 'make install     header, libraries, urt.pc under $$(DESTDIR)$$(PREFIX)  (and uninstall)'
+	@echo 'make clean       remove build/'
+	@echo 'variables: CC CFLAGS LDFLAGS PREFIX LIBDIR INCLUDEDIR DESTDIR V=1 TEST_TIMEOUT VALGRIND_JOBS'
+
+# --- the library -----------------------------------------------------------
+
+# Objects depend on the command that built them, so that `make CC=clang` or
+# `make CFLAGS=-O0` rebuilds instead of mixing old and new objects.
+build/obj/.cmd: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(CFLAGS) $(LIB_FLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LIB_FLAGS)' >$@
+
+build/obj/%.o: src/%.c build/obj/.cmd
+	$(call say,CC,$@)$(CC) $(CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+build/obj/%.o: src/%.S build/obj/.cmd
+	$(call say,AS,$@)$(CC) $(CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+# Removed first: ar would keep members of objects that no longer exist.
+build/liburt.a: $(LIB_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+# The version script keeps everything but urt_* out of the dynamic symbol
+# table, whatever visibility a symbol was given; -z defs makes a missing
+# symbol (or library) a link error here rather than in the user's program;
+# -z noexecstack because one object without a .note.GNU-stack (the assembly
+# file is the one at risk) would otherwise give every user an executable stack.
+$(SHARED): $(LIB_OBJS) src/urt.map
+	$(call say,LD,$@)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/urt.map \
+		-Wl,-z,defs -Wl,-z,noexecstack $(LDFLAGS) -o $@ $(LIB_OBJS) $(URING_LIBS)
+
+build/$(SONAME): $(SHARED)
+	$(Q)ln -sf $(<F) $@
+
+build/liburt.so: build/$(SONAME)
+	$(Q)ln -sf $(<F) $@
+
+# Regenerated on every run but only rewritten when PREFIX or a directory
+# changed, so `make && make install PREFIX=/usr` installs the right paths.
+# libdir and includedir are kept relative to ${prefix} when they are under it.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+build/urt.pc: urt.pc.in FORCE
+	@mkdir -p $(@D)
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_dir,$(LIBDIR))|' \
+		-e 's|@INCLUDEDIR@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+		$< >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+# --- install ---------------------------------------------------------------
+
+install: lib
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/urt.h $(DESTDIR)$(INCLUDEDIR)/urt.h
+	install -m 644 build/liburt.a $(DESTDIR)$(LIBDIR)/liburt.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED))
+	ln -sf $(notdir $(SHARED)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liburt.so
+	install -m 644 build/urt.pc $(DESTDIR)$(PKGCONFIGDIR)/urt.pc
+	@# The loader finds a new library in /usr/local/lib only once its cache knows it.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/urt.h $(DESTDIR)$(PKGCONFIGDIR)/urt.pc \
+		$(DESTDIR)$(LIBDIR)/liburt.a $(DESTDIR)$(LIBDIR)/liburt.so \
+		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED))
+
+# --- tests -----------------------------------------------------------------
+
+# Every test links the static library: a test may call urt__ internals, which
+# the shared one does not export.
+tests: $(TEST_BINS)
+
+# The old binary goes first: when the new one fails to build, the tier must
+# report it missing, not run yesterday's.
+build/tests/%: tests/%.c build/liburt.a
+	@mkdir -p $(@D) && rm -f $@
+	$(call say,CC,$@)$(CC) $(CFLAGS) $(TEST_FLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/liburt.a $(TEST_LIBS)
+
+# The sanitizer build is a second, complete build: ASan must see the
+# library's own accesses, not only the tests'.
+asan-tests: $(ASAN_TEST_BINS)
+
+build/asan/obj/%.o: src/%.c build/asan/obj/.cmd
+	$(call say,CC,$@)$(ASAN_CC) $(ASAN_CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/obj/%.o: src/%.S build/asan/obj/.cmd
+	$(call say,AS,$@)$(ASAN_CC) $(ASAN_CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/obj/.cmd: FORCE
+	@mkdir -p $(@D)
+	@echo '$(ASAN_CC) $(ASAN_CFLAGS) $(LIB_FLAGS)' | cmp -s - $@ || echo '$(ASAN_CC) $(ASAN_CFLAGS) $(LIB_FLAGS)' >$@
+
+build/asan/liburt.a: $(ASAN_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+build/asan/tests/%: tests/%.c build/asan/liburt.a
+	@mkdir -p $(@D) && rm -f $@
+	$(call say,CC,$@)$(ASAN_CC) $(ASAN_CFLAGS) $(TEST_FLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/asan/liburt.a $(TEST_LIBS)
+
+# Tiers run one after the other (their output would interleave otherwise);
+# each still builds in parallel under -j.  Nothing stops early: a test file
+# that does not compile fails as "not built" while the others still run, and
+# a failed tier does not stop the next ones, so one CI run shows everything
+# that is wrong.
+TIERS := unit asan valgrind symbols examples
+
+test check:
+	@scripts/deps.sh test
+	@failed=; for tier in $(TIERS); do \
+		$(MAKE) --no-print-directory test-$$tier || failed="$$failed $$tier"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: all tiers passed ($(TIERS))"
+
+test-unit:
+	@echo '==== tier 1/5 unit: tests/test_*.c with $(CC) $(CFLAGS)'
+	@$(MAKE) $(SUB) -k tests || true
+	@scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/unit $(TEST_BINS)
+
+test-asan asan:
+	@echo '==== tier 2/5 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
+	@$(MAKE) $(SUB) -k asan-tests || true
+	@$(ASAN_ENV) scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/asan $(ASAN_TEST_BINS)
+
+test-valgrind valgrind-test:
+	@echo '==== tier 3/5 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
+	@$(MAKE) $(SUB) -k tests || true
+	@URT_TEST_SMALL=1 scripts/run-tests.sh -w '$(VALGRIND)' -j $(VALGRIND_JOBS) \
+		-t $$(($(TEST_TIMEOUT) * 2)) -l build/logs/valgrind $(TEST_BINS)
+
+# The public API is the urt_* functions of the header, and nothing else may
+# be defined globally: the shared library exports exactly them, and the
+# static one (linked into programs with their own symbols) defines nothing
+# outside the urt_ prefix, its internals being urt__*.
+test-symbols: SHELL := /bin/bash
+test-symbols:
+	@echo '==== tier 4/5 symbols: only urt_* outside the library'
+	@$(MAKE) $(SUB) lib
+	@pass=0; fail=0; \
+	check() { if [ -z "$$2" ]; then pass=$$((pass + 1)); echo "  ok    $$1"; \
+		else fail=$$((fail + 1)); echo "  FAIL  $$1:"; echo "$$2" | sed 's/^/          /'; fi; }; \
+	exported=$$(nm -D --defined-only build/liburt.so | awk 'NF == 3 { print $$3 }' | sort); \
+	declared=$$(sed -n 's/^URT_API .*[ *]\(urt_[a-z0-9_]*\)(.*/\1/p' include/urt.h | sort); \
+	check "liburt.so exports only urt_* public names" \
+		"$$(echo "$$exported" | grep -v '^urt_[a-z0-9]')"; \
+	check "liburt.so defines every URT_API function of urt.h" \
+		"$$(comm -13 <(echo "$$exported") <(echo "$$declared"))"; \
+	check "liburt.a defines no global symbol outside urt_*" \
+		"$$(nm -g --defined-only build/liburt.a | awk 'NF == 3 && $$3 !~ /^urt_/ { print $$3 }')"; \
+	echo "tests: $$pass passed, $$fail failed"; [ $$fail = 0 ]
+
+test-examples:
+	@echo '==== tier 5/5 examples: build examples/*.c, check their output'
+	@$(MAKE) $(SUB) examples
+	@if [ -f tests/examples.sh ]; then bash tests/examples.sh; \
+	else echo "  (no tests/examples.sh: examples built, not run)"; \
+		echo "examples: 0 passed, 0 failed"; fi
+
+# --- examples and benchmarks -----------------------------------------------
+
+examples: $(EXAMPLE_BINS)
+
+build/examples/%: examples/%.c build/liburt.a
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(CFLAGS) $(EXAMPLE_FLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/liburt.a $(EXAMPLE_LIBS)
+
+# The README's first command: dependencies, then every example, run.  An
+# example may exit 1 on purpose (an uncaught error, as its Python twin does);
+# only a crash fails.
+run:
+	@scripts/deps.sh run
+	@$(MAKE) $(SUB) examples
+	@for e in $(EXAMPLE_BINS); do \
+		echo "==== $$e"; $$e; st=$$?; \
+		[ $$st = 0 ] || echo "(exit status $$st)"; [ $$st -lt 128 ] || exit 1; \
+	done
+
+# bench/ may bring its own rules; otherwise each bench/*.c is one program,
+# run in name order.
+ifneq ($(wildcard bench/bench.mk),)
+include bench/bench.mk
+else
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) $(SUB) $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "==== $$b"; $$b || exit 1; done
+
+build/bench/%: bench/%.c build/liburt.a
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(CFLAGS) $(EXAMPLE_FLAGS) -Isrc -MMD -MP $(LDFLAGS) -o $@ $< build/liburt.a $(EXAMPLE_LIBS)
+endif
+
+clean:
+	rm -rf build
+
+FORCE:
+
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/tests/*.d build/asan/tests/*.d \
+                    build/examples/*.d build/bench/*.d)

@@ -1,0 +1,321 @@
+/*
+ * urt.h - asyncio's programming model in C, on io_uring, with fibers.
+ *
+ * This header is the manual: everything a program needs is declared and
+ * documented here.  The rules it follows are in SEMANTICS.md; the short form:
+ *
+ *   - urt_run() starts a loop on the calling thread and runs a main task in it.
+ *     A thread has at most one running loop; every other urt call must be made
+ *     from a task running inside it (otherwise it returns URT_ENOLOOP).
+ *   - A task is a function running on its own fiber (a stack of its own).  It
+ *     runs until it reaches a suspension point (urt_sleep, urt_yield,
+ *     urt_task_await, urt_gather, I/O ...), where other tasks get to run.
+ *   - Nothing is preemptive: between two suspension points a task runs alone.
+ *
+ * Errors: every function that can fail returns a negative errno-style code
+ * (the convention of io_uring's cqe->res), never aborts and never prints.
+ * Besides the plain errno values (-EINVAL, -ENOMEM, ...) urt has codes of its
+ * own for its own conditions, listed below; urt_strerror() names them all.
+ */
+#ifndef URT_H
+#define URT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define URT_API __attribute__((visibility("default")))
+#else
+#define URT_API
+#endif
+
+#define URT_VERSION_MAJOR 0
+#define URT_VERSION_MINOR 1
+#define URT_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------
+ * Error codes
+ *
+ * urt's own codes live in -4095..-4000, above every errno value, so that a
+ * task result or an I/O result can carry either without ambiguity.  A value
+ * v is an error exactly when URT_IS_ERROR(v): the same test the kernel's
+ * IS_ERR_VALUE makes.
+ * ---------------------------------------------------------------------- */
+
+/* The task was cancelled (asyncio.CancelledError). */
+#define URT_ECANCELED   (-4001)
+/* A deadline passed (asyncio.TimeoutError).  Used by the timeout APIs. */
+#define URT_ETIMEDOUT   (-4002)
+/* The task handle was never valid, was released, or belongs to a loop that
+ * has ended. */
+#define URT_EBADTASK    (-4003)
+/* The call needs a running loop and a current task on this thread, and there
+ * is none (called before urt_run, after it, or from another thread). */
+#define URT_ENOLOOP     (-4004)
+/* No more guarded stacks can be mapped: the kernel lacks MADV_GUARD_INSTALL
+ * (Linux < 6.13), so every guard page costs a memory mapping, and the process
+ * reached vm.max_map_count (65530 by default, about 32,000 stacks).  Raise it
+ * with `sysctl vm.max_map_count=N`, or keep fewer tasks alive at once. */
+#define URT_ESTACKLIMIT (-4005)
+
+/* True when a task result, an I/O result or a return code is an error. */
+#define URT_IS_ERROR(v) ((intptr_t)(v) < 0 && (intptr_t)(v) >= -4095)
+
+/*
+ * Returns a static, human-readable description of an error code: urt's own
+ * codes and every errno value (negative, as urt returns them).  Never NULL.
+ */
+URT_API const char *urt_strerror(int err);
+
+/* ------------------------------------------------------------------------
+ * Tasks and the loop
+ *
+ * A task function takes the argument given at creation and returns a
+ * pointer-sized value.  A return value for which URT_IS_ERROR() holds
+ * (-4095..-1) means the task failed with that error; any other value (every
+ * pointer, every non-negative integer) is its result.
+ *
+ * Task handles.  A urt_task is a small value (copy it freely) naming one task
+ * of one loop.  It stays valid, whether or not the task has finished, until
+ * urt_task_release() is called on it or urt_run() returns; after that every
+ * call given the handle returns URT_EBADTASK, and a handle can never come to
+ * name another task.  Releasing does not stop a task: it runs on, detached,
+ * and its memory goes as soon as it has finished.  A task created with a NULL
+ * handle pointer is detached from the start.  Forgotten handles are reclaimed
+ * when urt_run() returns, so nothing leaks; a long-running service should
+ * release (or not take) handles it no longer needs, since each unreleased
+ * finished task keeps its small control block until then.
+ *
+ * Order.  urt_task_create() schedules the task and returns at once; the new
+ * task first runs when the caller reaches a suspension point.  Ready tasks run
+ * in FIFO order.  When main returns, every task still alive is cancelled and
+ * urt_run() waits until each has finished handling its cancellation.
+ * ---------------------------------------------------------------------- */
+
+typedef struct urt_task {
+    uint64_t id; /* opaque: generation and slot; 0 never names a task */
+} urt_task;
+
+#define URT_TASK_NONE ((urt_task){0})
+
+typedef intptr_t (*urt_fn)(void *arg);
+
+/* Longest task name kept, including the terminating NUL; longer ones are
+ * truncated. */
+#define URT_TASK_NAME_MAX 32
+
+/* Default usable stack of a task, in bytes (a guard page is added below it).
+ * Only the pages a task touches cost memory. */
+#define URT_STACK_DEFAULT (128u * 1024u)
+/* Smallest and largest stack a task may ask for. */
+#define URT_STACK_MIN (16u * 1024u)
+#define URT_STACK_MAX (64u * 1024u * 1024u)
+
+typedef struct urt_task_opts {
+    const char *name;  /* NULL: "Task-N", numbered from 1 as in asyncio;
+                        * copied, so it need not outlive the call */
+    size_t stack_size; /* 0: URT_STACK_DEFAULT; rounded up to a power of two
+                        * from URT_STACK_MIN to URT_STACK_MAX */
+} urt_task_opts;
+
+/*
+ * Runs main(arg) as the first task of a new loop on this thread, and returns
+ * when it and every other task of the loop have finished (asyncio.run).
+ * When main returns, the tasks still alive are cancelled; urt_run waits for
+ * them.  Then the loop is torn down: no task, stack, ring or memory of it
+ * remains.  If value is not NULL, main's value is stored there on success.
+ *
+ * Returns 0 when main succeeded, main's error when it failed, or:
+ *   -EINVAL   main is NULL.
+ *   -EBUSY    a loop is already running on this thread.
+ *   -ENOMEM   no memory for the loop or main's stack.
+ *   URT_ESTACKLIMIT  see above.
+ * and, when io_uring cannot be set up (nothing is run, nothing is printed):
+ *   -ENOSYS   the kernel has no io_uring (CONFIG_IO_URING off, or < 5.1),
+ *             or a seccomp filter hides it.
+ *   -EPERM    io_uring is disabled for this process: sysctl
+ *             kernel.io_uring_disabled is 2 (or 1 and the process is not in
+ *             kernel.io_uring_group), or a seccomp profile (containers'
+ *             default one) denies io_uring_setup.  Change the sysctl or run
+ *             the container with a profile that allows io_uring_*.
+ *   -ENOMEM   on kernels before 5.12 the ring is charged to RLIMIT_MEMLOCK;
+ *             raise it (`ulimit -l`, or LimitMEMLOCK= in systemd).
+ */
+URT_API int urt_run(urt_fn main, void *arg, intptr_t *value);
+
+/*
+ * Creates a task running fn(arg) on the current loop and schedules it
+ * (asyncio.create_task).  It starts when the caller next suspends.  If task is
+ * not NULL it receives the handle; if it is NULL the task is detached.
+ *
+ * Returns 0, or:
+ *   -EINVAL          fn is NULL, or an option is out of range.
+ *   URT_ENOLOOP      no loop is running on this thread.
+ *   -ENOMEM          no memory for the task or its stack.
+ *   URT_ESTACKLIMIT  see above.
+ */
+URT_API int urt_task_create(urt_task *task, urt_fn fn, void *arg);
+
+/* urt_task_create() with options; opts may be NULL.  Same return codes. */
+URT_API int urt_task_create_opts(urt_task *task, urt_fn fn, void *arg,
+                                 const urt_task_opts *opts);
+
+/*
+ * Waits until the task has finished and gives its outcome (await task).
+ * If the task has already finished, returns at once without suspending.
+ * Several tasks may await the same task.  Cancelling the awaiting task
+ * cancels the awaited one too, as in asyncio, and the awaiter keeps waiting
+ * for its outcome.
+ *
+ * Returns 0 and stores the task's value in *value (if value is not NULL) when
+ * the task succeeded; the task's error when it failed (URT_ECANCELED when it
+ * was cancelled); or:
+ *   URT_EBADTASK  the handle is not valid.
+ *   URT_ENOLOOP   no loop is running on this thread.
+ *   -EDEADLK      the task is the caller, or awaiting it would close a cycle
+ *                 of tasks waiting on each other.
+ */
+URT_API int urt_task_await(urt_task task, intptr_t *value);
+
+/*
+ * Asks the task to stop (task.cancel()).  It does not kill: the task gets
+ * URT_ECANCELED from the suspension point it is in, or from its next one, and
+ * may handle it and go on.  A task cancelled before it ever ran never runs.
+ * A task waiting on the kernel resumes only once the kernel has let go of
+ * the operation.  Cancelling a task that waits in urt_task_await or
+ * urt_gather cancels what it waits for.
+ *
+ * Returns 1 when the cancellation was requested, 0 when the task had already
+ * finished (nothing is done), or URT_EBADTASK / URT_ENOLOOP.
+ */
+URT_API int urt_task_cancel(urt_task task);
+
+/*
+ * Gives up the handle (see "Task handles" above).  The task itself runs on.
+ * Returns 0, or URT_EBADTASK (already released, or never valid) / URT_ENOLOOP.
+ */
+URT_API int urt_task_release(urt_task task);
+
+/* 1 if the task has finished (successfully, with an error, or cancelled), 0 if
+ * not, or URT_EBADTASK / URT_ENOLOOP. */
+URT_API int urt_task_done(urt_task task);
+
+/* 1 if the task has finished with URT_ECANCELED, 0 if not (including when a
+ * cancellation was requested but the task has not ended yet, or handled it
+ * and returned a value), or URT_EBADTASK / URT_ENOLOOP. */
+URT_API int urt_task_cancelled(urt_task task);
+
+/*
+ * Gives the outcome of a finished task without waiting (task.result()):
+ * 0 and its value in *value, or its error.  -EAGAIN if it has not finished
+ * yet; URT_EBADTASK / URT_ENOLOOP.
+ */
+URT_API int urt_task_result(urt_task task, intptr_t *value);
+
+/*
+ * The task's name (set by urt_task_opts, or "Task-N").  The string belongs to
+ * the task and is valid until the handle is released.  NULL for a handle that
+ * is not valid.
+ */
+URT_API const char *urt_task_name(urt_task task);
+
+/* The task calling this, or URT_TASK_NONE outside a task.  The handle is
+ * borrowed: do not release it unless you own it. */
+URT_API urt_task urt_task_current(void);
+
+/* ------------------------------------------------------------------------
+ * Time
+ *
+ * Durations are in nanoseconds of CLOCK_MONOTONIC.  A sleep is one
+ * IORING_OP_TIMEOUT with an absolute deadline, so it never ends early and is
+ * not stretched by the time it waits to be submitted.
+ * ---------------------------------------------------------------------- */
+
+/*
+ * Suspends the current task for at least ns nanoseconds (asyncio.sleep).
+ * urt_sleep(0) is urt_yield().
+ * Returns 0, or URT_ECANCELED if the task was cancelled meanwhile (the sleep
+ * is cut short), or URT_ENOLOOP.
+ */
+URT_API int urt_sleep(uint64_t ns);
+
+/*
+ * Lets every other ready task run once (asyncio.sleep(0)): the caller goes to
+ * the back of the ready queue, behind the tasks that became ready before it.
+ * Returns 0, URT_ECANCELED or URT_ENOLOOP.
+ */
+URT_API int urt_yield(void);
+
+/* Nanoseconds of CLOCK_MONOTONIC, the clock sleeps are measured on. */
+URT_API uint64_t urt_now(void);
+
+#define URT_NS_PER_US 1000ull
+#define URT_NS_PER_MS 1000000ull
+#define URT_NS_PER_S  1000000000ull
+
+/* Duration helpers; they saturate instead of overflowing. */
+static inline int urt_sleep_us(uint64_t us)
+{
+    return urt_sleep(us > UINT64_MAX / URT_NS_PER_US ? UINT64_MAX : us * URT_NS_PER_US);
+}
+static inline int urt_sleep_ms(uint64_t ms)
+{
+    return urt_sleep(ms > UINT64_MAX / URT_NS_PER_MS ? UINT64_MAX : ms * URT_NS_PER_MS);
+}
+static inline int urt_sleep_s(uint64_t s)
+{
+    return urt_sleep(s > UINT64_MAX / URT_NS_PER_S ? UINT64_MAX : s * URT_NS_PER_S);
+}
+
+/* ------------------------------------------------------------------------
+ * gather
+ *
+ * Waits for a set of tasks and gives their outcomes in input order, never in
+ * completion order (asyncio.gather).  The tasks are already running: they
+ * were scheduled when created.  gather takes no ownership: the handles stay
+ * valid and are still the caller's to release.
+ * ---------------------------------------------------------------------- */
+
+/* Wait for every task and report each failure in errors[] instead of
+ * failing (return_exceptions=True). */
+#define URT_RETURN_EXCEPTIONS 0x1u
+
+/*
+ * Waits for tasks[0..n-1].
+ *
+ * Default mode: returns the first error as soon as a task fails (the earliest
+ * failure in time), while the other tasks keep running; they are not
+ * cancelled.  On success returns 0 with values[i] set to the value of
+ * tasks[i].  On failure, values[i] is set only for the tasks that had
+ * already succeeded.
+ *
+ * URT_RETURN_EXCEPTIONS: waits for every task and returns 0; errors[i] is 0
+ * where tasks[i] succeeded (values[i] then holds its value) and its error
+ * code where it failed (URT_ECANCELED if it was cancelled).
+ *
+ * values may be NULL when the values are not wanted.  n = 0 returns 0 at once
+ * with nothing filled.  Cancelling the task that waits in urt_gather cancels
+ * every task not yet finished; gather then returns URT_ECANCELED once they
+ * have (in the default mode, as soon as the first of them ends failed).
+ *
+ * Returns 0, the first error (default mode), URT_ECANCELED, or:
+ *   -EINVAL        tasks is NULL with n > 0, errors is NULL with
+ *                  URT_RETURN_EXCEPTIONS, or unknown flags.
+ *   URT_EBADTASK   some handle is not valid (nothing was waited for).
+ *   -EDEADLK       the caller is among the tasks, or waiting would close a
+ *                  cycle of tasks waiting on each other.
+ *   -ENOMEM        no memory for the bookkeeping of a large gather.
+ *   URT_ENOLOOP    no loop is running on this thread.
+ */
+URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
+                       intptr_t *values, int *errors);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* URT_H */

@@ -1,0 +1,140 @@
+/*
+ * gather: one waiter node per child, linked into each unfinished child's
+ * waiter list.  A child finishing fills its node; the gathering task is
+ * woken once, when the last child finishes or (default mode) when the first
+ * one fails.  Results are copied into the nodes as children finish, because
+ * a child whose handle was released is freed the moment it ends.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Small gathers keep their nodes on the caller's stack. */
+#define INLINE_NODES 8
+
+static void wake(struct urt_loop *loop, struct urt__gather *g)
+{
+    g->woken = true;
+    urt__make_ready(loop, g->task);
+}
+
+void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w)
+{
+    struct urt__gather *g = w->gather;
+    g->remaining--;
+    if (g->woken) return;
+    if (!(g->flags & URT_RETURN_EXCEPTIONS) && URT_IS_ERROR(w->result)) {
+        g->first_error = (int)w->result;
+        wake(loop, g);
+    } else if (g->remaining == 0) {
+        wake(loop, g);
+    }
+}
+
+int urt__gather_push_children(struct urt_loop *loop, struct urt__gather *g, size_t *len)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->nodes[i].linked && urt__search_push(loop, len, g->nodes[i].target)) return -ENOMEM;
+    return 0;
+}
+
+/* Among children that had already failed when gather was called, the one
+ * that failed first. */
+static int earliest_failure(const struct urt__waiter *nodes, size_t n)
+{
+    uint64_t first = UINT64_MAX;
+    int err = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct urt__task *t = nodes[i].target;
+        if (nodes[i].done && URT_IS_ERROR(nodes[i].result) && t->finish_seq < first) {
+            first = t->finish_seq;
+            err = (int)nodes[i].result;
+        }
+    }
+    return err;
+}
+
+static void fill(const struct urt__waiter *nodes, size_t n, intptr_t *values, int *errors)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!nodes[i].done) continue;
+        bool failed = URT_IS_ERROR(nodes[i].result);
+        if (errors) errors[i] = failed ? (int)nodes[i].result : 0;
+        if (values && !failed) values[i] = nodes[i].result;
+    }
+}
+
+int urt_gather(const urt_task *tasks, size_t n, unsigned flags, intptr_t *values, int *errors)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    if (flags & ~URT_RETURN_EXCEPTIONS) return -EINVAL;
+    if (n == 0) return 0;
+    bool return_exceptions = flags & URT_RETURN_EXCEPTIONS;
+    if (!tasks || (return_exceptions && !errors)) return -EINVAL;
+    if (!return_exceptions) errors = NULL;
+
+    struct urt__task *self = loop->current;
+    struct urt__waiter inline_nodes[INLINE_NODES];
+    struct urt__waiter *nodes = inline_nodes;
+    if (n > INLINE_NODES && !(nodes = malloc(n * sizeof *nodes))) return -ENOMEM;
+
+    struct urt__gather g = {.task = self, .nodes = nodes, .n = n, .flags = flags};
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct urt__task *t = urt__task_lookup(loop, tasks[i]);
+        if (!t) {
+            rc = URT_EBADTASK;
+            goto out;
+        }
+        nodes[i] = (struct urt__waiter){.target = t, .gather = &g, .index = i};
+        if (t->state == URT__DONE) {
+            nodes[i].done = true;
+            nodes[i].result = t->result;
+        } else if (t == self || urt__would_deadlock(loop, self, t)) {
+            rc = -EDEADLK;
+            goto out;
+        } else {
+            g.remaining++;
+        }
+    }
+    /* Nothing to wait for: no suspension, like await of a finished task. */
+    if (!return_exceptions && (rc = earliest_failure(nodes, n))) {
+        fill(nodes, n, values, errors);
+        goto out;
+    }
+    if (g.remaining == 0) {
+        fill(nodes, n, values, errors);
+        goto out;
+    }
+
+    for (size_t i = 0; i < n; i++)
+        if (!nodes[i].done) urt__waiter_link(nodes[i].target, &nodes[i]);
+    self->state = URT__WAITING;
+    self->wait = URT__WAIT_GATHER;
+    self->waiting_on.gather = &g;
+    if (self->cancel_pending) {
+        self->cancel_pending = false;
+        urt__task_request_cancel(loop, self);
+    }
+    urt__suspend(loop);
+    self->wait = URT__WAIT_NONE;
+    /* Default mode returns on the first failure: the others run on. */
+    for (size_t i = 0; i < n; i++) urt__waiter_unlink(nodes[i].target, &nodes[i]);
+
+    if (self->cancel_pending) {
+        self->cancel_pending = false; /* cancelled after being woken */
+        rc = URT_ECANCELED;
+    } else if (g.first_error) {
+        rc = g.first_error;
+    } else if (g.cancel_requested) {
+        rc = URT_ECANCELED; /* as asyncio: the children ended, but gather
+                             * itself was cancelled */
+    }
+    fill(nodes, n, values, errors);
+out:
+    if (nodes != inline_nodes) free(nodes);
+    return rc;
+}

@@ -1,0 +1,265 @@
+/*
+ * Internals shared by the runtime's files.  Nothing here is part of the API.
+ * Non-static functions are named urt__* so that the static library exposes
+ * only urt_ names; the shared library exports only the public ones.
+ */
+#ifndef URT_INTERNAL_H
+#define URT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <liburing.h>
+
+#include "urt.h"
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define URT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define URT_ASAN 1
+#endif
+#endif
+
+/* ---- fibers (fiber.c, switch_x86_64.S) -------------------------------- */
+
+/* A saved execution context: everything else lives on its stack. */
+struct urt__ctx {
+    void *sp;
+};
+
+/* Saves callee-saved registers and the stack pointer into from, loads to's. */
+void urt__ctx_switch(struct urt__ctx *from, struct urt__ctx *to);
+/* First instruction a new fiber runs: calls r13(r12). */
+void urt__fiber_start(void);
+
+/* A fiber stack.  The descriptor sits in the top bytes of the stack itself,
+ * so a stack costs no allocation besides its slab. */
+struct urt__stack {
+    struct urt__stack *next_free;
+    char *base;         /* lowest usable byte; the guard zone is just below */
+    size_t size;        /* usable bytes, descriptor included */
+    unsigned valgrind_id;
+    unsigned char size_class;
+};
+
+/* Guard zone below each stack: big enough that a function with a few KiB of
+ * locals cannot step over it into the neighbouring stack. */
+#define URT_GUARD_SIZE (16u * 1024u)
+#define URT_STACK_CLASSES 13 /* 16 KiB .. 64 MiB, powers of two */
+
+struct urt__stack_pool {
+    struct urt__stack *free;
+    unsigned next_slab_count;
+};
+
+struct urt__slab {
+    struct urt__slab *next;
+    char *mem;
+    size_t len;
+    unsigned first_valgrind_id;
+    unsigned stacks; /* carved from it, each registered with valgrind */
+    size_t stride;
+};
+
+struct urt_loop;
+int urt__stack_class(size_t requested, unsigned *class_out);
+int urt__stack_alloc(struct urt_loop *loop, unsigned size_class, struct urt__stack **out);
+void urt__stack_free(struct urt_loop *loop, struct urt__stack *stack);
+void urt__stacks_destroy(struct urt_loop *loop);
+/* Prepares ctx so that switching to it runs entry(arg) on stack. */
+void urt__ctx_init(struct urt__ctx *ctx, struct urt__stack *stack,
+                   void (*entry)(void *), void *arg);
+int urt__overflow_guard_start(struct urt_loop *loop);
+void urt__overflow_guard_stop(struct urt_loop *loop);
+
+/* ---- tasks (task.c) ---------------------------------------------------- */
+
+enum urt__task_state {
+    URT__NEW,     /* created, never run: in the ready queue */
+    URT__READY,   /* in the ready queue */
+    URT__RUNNING,
+    URT__WAITING, /* suspended on what `wait` says */
+    URT__DONE,
+};
+
+enum urt__wait {
+    URT__WAIT_NONE,
+    URT__WAIT_OP,     /* an SQE: waiting_on.op */
+    URT__WAIT_TASK,   /* urt_task_await: waiting_on.task */
+    URT__WAIT_GATHER, /* urt_gather: waiting_on.gather */
+};
+
+struct urt__op;
+struct urt__gather;
+struct urt__waiter;
+
+struct urt__task {
+    struct urt__ctx ctx;
+    struct urt__task *next_ready;
+    urt_fn fn;
+    void *arg;
+    intptr_t result;
+    struct urt__stack *stack;
+    /* Tasks and gathers waiting for this one, in the order they started. */
+    struct urt__waiter *waiters_head, *waiters_tail;
+    union {
+        struct urt__op *op;
+        struct urt__task *task;
+        struct urt__gather *gather;
+    } waiting_on;
+    uint64_t number;     /* N of the default name "Task-N" */
+    uint64_t visit_mark; /* cycle search epoch */
+    uint64_t finish_seq; /* order of finishing, for gather's first error */
+    uint32_t slot;
+    unsigned char state;
+    unsigned char wait;
+    /* A cancellation that could not be handed to what the task waits on
+     * (it was running or ready): delivered at its next suspension point. */
+    bool cancel_pending;
+    bool released;
+    bool close_cancelled; /* cancelled by the loop's shutdown */
+#ifdef URT_ASAN
+    void *asan_fake_stack;
+#endif
+    char name[URT_TASK_NAME_MAX]; /* empty: "Task-<number>" on demand */
+};
+
+/* One waiter on a task: an awaiting task, or one child of a gather.  Lives
+ * on the waiter's stack (await) or in the gather's array. */
+struct urt__waiter {
+    struct urt__waiter *prev, *next;
+    struct urt__task *target;     /* the task waited for */
+    struct urt__task *task;       /* awaiting task (await) */
+    struct urt__gather *gather;   /* or the gather it belongs to */
+    size_t index;                 /* position in the gather */
+    intptr_t result;              /* copied at completion: the awaited task
+                                   * may be freed right after */
+    bool linked, done;
+};
+
+struct urt__gather {
+    struct urt__task *task;
+    struct urt__waiter *nodes;
+    size_t n;
+    size_t remaining;
+    unsigned flags;
+    int first_error;
+    bool cancel_requested;
+    bool woken;
+};
+
+struct urt__task *urt__task_lookup(struct urt_loop *loop, urt_task handle);
+urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t);
+void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t);
+void urt__waiter_link(struct urt__task *target, struct urt__waiter *w);
+void urt__waiter_unlink(struct urt__task *target, struct urt__waiter *w);
+bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
+                         struct urt__task *target);
+void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w);
+/* Pushes the gather's unfinished children on loop->search (cycle search,
+ * cancellation). */
+int urt__gather_push_children(struct urt_loop *loop, struct urt__gather *g, size_t *len);
+int urt__search_push(struct urt_loop *loop, size_t *len, struct urt__task *t);
+void urt__tasks_destroy(struct urt_loop *loop);
+void urt__task_entry(void *arg);
+int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *arg,
+                    const urt_task_opts *opts);
+void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t result);
+/* The outcome convention of await, gather and result: 0 and *value, or the
+ * error. */
+static inline int urt__outcome(intptr_t result, intptr_t *value)
+{
+    if (URT_IS_ERROR(result)) return (int)result;
+    if (value) *value = result;
+    return 0;
+}
+
+/* ---- the loop (loop.c) ------------------------------------------------- */
+
+/* An SQE a task waits on.  user_data points here. */
+struct urt__op {
+    struct urt__task *task;
+    int res;
+    bool done;
+    bool cancel_sent;
+    bool is_timeout;
+    struct __kernel_timespec ts;
+};
+
+/* user_data of SQEs whose completion nobody waits for (cancel requests).
+ * Odd, so never an op's address; liburing itself reserves -1. */
+#define URT__UDATA_IGNORE 1ull
+
+struct urt__slot {
+    struct urt__task *task; /* NULL when free */
+    uint32_t gen;
+    uint32_t next_free;
+};
+
+struct urt_loop {
+    struct io_uring ring;
+    struct urt__ctx main_ctx;  /* the thread's own stack: blocks in the ring */
+    struct urt__task *current; /* NULL while main_ctx runs */
+    struct urt__task *ready_head, *ready_tail;
+    size_t ready_len;
+    size_t turn_left; /* tasks of this turn still to run before polling */
+    size_t live;      /* tasks created and not finished */
+    size_t inflight;  /* SQEs whose CQE has not been reaped */
+
+    struct urt__task *main_task;
+    intptr_t main_result;
+    bool main_done;
+    bool closing;
+    size_t close_pending; /* close-cancelled tasks not finished yet */
+
+    struct urt__slot *slots;
+    uint32_t nslots, slots_cap, free_slot; /* free_slot: 1-based, 0 = none */
+    uint32_t tag; /* this loop's part of every handle's generation */
+
+    struct urt__task *task_free; /* recycled control blocks */
+    uint64_t task_count;
+    uint64_t finish_count;
+    uint64_t visit_epoch;
+    struct urt__task **search; /* scratch for the cycle search */
+    size_t search_cap;
+
+    struct urt__stack_pool pools[URT_STACK_CLASSES];
+    struct urt__slab *slabs;
+    size_t page_size;
+    bool guard_install; /* MADV_GUARD_INSTALL works here */
+
+    void *altstack;     /* ours, if the thread had none */
+    size_t altstack_size;
+#ifdef URT_ASAN
+    const void *main_stack_bottom;
+    size_t main_stack_size;
+    void *main_fake_stack;
+#endif
+};
+
+extern __thread struct urt_loop *urt__loop;
+
+/* The running loop and task, or NULL when called outside a task. */
+static inline struct urt_loop *urt__running(void)
+{
+    struct urt_loop *loop = urt__loop;
+    return loop && loop->current ? loop : NULL;
+}
+
+void urt__make_ready(struct urt_loop *loop, struct urt__task *t);
+/* Suspends the current task (whose state the caller has set) and runs the
+ * next one; returns when the task is resumed. */
+void urt__suspend(struct urt_loop *loop);
+/* Switches away from a finished task for good. */
+__attribute__((noreturn)) void urt__exit_task(struct urt_loop *loop);
+struct io_uring_sqe *urt__get_sqe(struct urt_loop *loop);
+/* Prepares nothing: waits on an op whose SQE the caller prepared. */
+int urt__op_wait(struct urt_loop *loop, struct urt__op *op);
+void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
+void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to);
+
+#endif

@@ -1,0 +1,334 @@
+/*
+ * The loop: one io_uring ring and a FIFO of ready tasks per thread.
+ *
+ * Scheduling happens in the fiber that suspends: it picks the next ready
+ * task and switches straight to it, so a yield costs one switch.  Only when
+ * nothing is ready does control go back to the thread's own stack
+ * (main_ctx), which blocks in io_uring_enter until a completion arrives.
+ *
+ * A turn runs the tasks that were ready when it began; between turns the
+ * SQEs prepared during the turn go to the kernel in one io_uring_enter and
+ * the completions that are in are reaped in batches.  Tasks made ready during
+ * a turn (including by sleep(0)) run in the next one, as in asyncio.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#ifdef URT_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+__thread struct urt_loop *urt__loop;
+
+#define RING_ENTRIES 4096u
+#define CQE_BATCH 256u
+
+/* Distinguishes the loops of this process inside task handles, so a handle
+ * from an ended loop never names a task of a later one. */
+static uint32_t next_loop_tag;
+
+static int features_off(const char *name)
+{
+    const char *off = getenv("URT_FEATURES_OFF");
+    if (!off) return 0;
+    size_t len = strlen(name);
+    for (const char *p = off; (p = strstr(p, name)); p += len)
+        if ((p == off || p[-1] == ',') && (p[len] == ',' || p[len] == '\0')) return 1;
+    return 0;
+}
+
+static int ring_init(struct urt_loop *loop)
+{
+    /* SINGLE_ISSUER (6.0) and COOP_TASKRUN (5.19) cut the kernel's
+     * cross-thread signalling; both are hints, so older kernels that reject
+     * them get a plain ring.  A memlock-charged kernel (< 5.12) that cannot
+     * afford the full ring gets a smaller one: it works, just flushes more. */
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int err = -EINVAL;
+    for (unsigned entries = RING_ENTRIES; entries >= 64; entries /= 8) {
+        for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+            struct io_uring_params p;
+            memset(&p, 0, sizeof p);
+            p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
+            p.cq_entries = entries * 2; /* completions may outnumber SQEs */
+            err = io_uring_queue_init_params(entries, &loop->ring, &p);
+            if (err != -EINVAL) break;
+        }
+        if (err != -ENOMEM) break;
+    }
+    if (err) return err;
+    io_uring_ring_dontfork(&loop->ring);
+    return 0;
+}
+
+void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
+{
+    if (t->state != URT__NEW) t->state = URT__READY;
+    t->next_ready = NULL;
+    if (loop->ready_tail)
+        loop->ready_tail->next_ready = t;
+    else
+        loop->ready_head = t;
+    loop->ready_tail = t;
+    loop->ready_len++;
+}
+
+static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
+{
+    loop->inflight--;
+    if (cqe->user_data == URT__UDATA_IGNORE) return;
+    struct urt__op *op = (struct urt__op *)(uintptr_t)cqe->user_data;
+    op->res = cqe->res;
+    op->done = true;
+    urt__make_ready(loop, op->task);
+}
+
+/* Read straight off the shared ring: the common case, nothing there, costs
+ * no call into liburing. */
+static bool cq_has_work(struct urt_loop *loop)
+{
+    return io_uring_cq_ready(&loop->ring) ||
+           (IO_URING_READ_ONCE(*loop->ring.sq.kflags) &
+            (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN));
+}
+
+static void reap(struct urt_loop *loop)
+{
+    struct io_uring_cqe *cqes[CQE_BATCH];
+    unsigned n;
+    do {
+        n = io_uring_peek_batch_cqe(&loop->ring, cqes, CQE_BATCH);
+        for (unsigned i = 0; i < n; i++) complete(loop, cqes[i]);
+        io_uring_cq_advance(&loop->ring, n);
+    } while (n == CQE_BATCH);
+}
+
+/* Submits what is prepared (waiting for wait_nr completions) and reaps.
+ * -EBUSY means the CQ is full: reaping makes room.  -EINTR: a signal. */
+static void submit_and_reap(struct urt_loop *loop, unsigned wait_nr)
+{
+    for (;;) {
+        int ret = wait_nr ? io_uring_submit_and_wait(&loop->ring, wait_nr)
+                          : io_uring_submit_and_get_events(&loop->ring);
+        reap(loop);
+        if (ret >= 0 || (ret != -EBUSY && ret != -EAGAIN && ret != -EINTR)) return;
+        if (ret == -EINTR && wait_nr) return; /* the caller looks again */
+    }
+}
+
+struct io_uring_sqe *urt__get_sqe(struct urt_loop *loop)
+{
+    struct io_uring_sqe *sqe;
+    while (unlikely(!(sqe = io_uring_get_sqe(&loop->ring))))
+        submit_and_reap(loop, 0); /* SQ full: hand the batch over, retry */
+    loop->inflight++;
+    return sqe;
+}
+
+static void close_round(struct urt_loop *loop);
+
+/* Start of a turn: hand the kernel this turn's SQEs, take what completed. */
+static void poll_ring(struct urt_loop *loop)
+{
+    if (io_uring_sq_ready(&loop->ring))
+        submit_and_reap(loop, 0);
+    else if (cq_has_work(loop))
+        reap(loop);
+    if (unlikely(loop->closing) && loop->close_pending == 0) close_round(loop);
+}
+
+static struct urt__task *pick_next(struct urt_loop *loop)
+{
+    for (;;) {
+        if (loop->turn_left == 0) {
+            poll_ring(loop);
+            loop->turn_left = loop->ready_len;
+            if (loop->turn_left == 0) return NULL;
+        }
+        /* turn_left <= ready_len: only this function takes tasks out. */
+        struct urt__task *t = loop->ready_head;
+        loop->ready_head = t->next_ready;
+        if (!loop->ready_head) loop->ready_tail = NULL;
+        loop->ready_len--;
+        loop->turn_left--;
+        /* Cancelled before it ever ran: it never runs (SEMANTICS 3.4). */
+        if (unlikely(t->state == URT__NEW && t->cancel_pending)) {
+            urt__task_finish(loop, t, URT_ECANCELED);
+            continue;
+        }
+        return t;
+    }
+}
+
+void urt__suspend(struct urt_loop *loop)
+{
+    struct urt__task *self = loop->current;
+    struct urt__task *next = pick_next(loop);
+    if (next == self) {
+        self->state = URT__RUNNING;
+        return;
+    }
+    loop->current = next;
+    if (next && next->state != URT__NEW) next->state = URT__RUNNING;
+    urt__switch(loop, self, next);
+    /* Resumed: whoever switched here set loop->current to us. */
+}
+
+void urt__exit_task(struct urt_loop *loop)
+{
+    struct urt__task *self = loop->current;
+    struct urt__task *next = pick_next(loop);
+    loop->current = next;
+    if (next && next->state != URT__NEW) next->state = URT__RUNNING;
+    urt__switch(loop, self, next);
+    __builtin_unreachable();
+}
+
+int urt__op_wait(struct urt_loop *loop, struct urt__op *op)
+{
+    struct urt__task *self = loop->current;
+    op->task = self;
+    self->state = URT__WAITING;
+    self->wait = URT__WAIT_OP;
+    self->waiting_on.op = op;
+    urt__suspend(loop);
+    self->wait = URT__WAIT_NONE;
+    return op->res;
+}
+
+/*
+ * Asks the kernel to drop an op.  The waiting task stays suspended until the
+ * op's own CQE arrives (SEMANTICS 3.3).  The request is submitted and the
+ * ring reaped at once: cancelling a timer completes inside io_uring_enter,
+ * so the task is ready before the canceller's next suspension, in the same
+ * order asyncio would wake it.
+ */
+void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
+{
+    if (op->done || op->cancel_sent) return;
+    op->cancel_sent = true;
+    struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    if (op->is_timeout)
+        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)op, 0);
+    else
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+    io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
+    submit_and_reap(loop, 0);
+}
+
+/* Shutdown (SEMANTICS 1.2): once main has returned, every live task is
+ * cancelled.  Tasks created while those clean up get to run, and are
+ * cancelled in the next round, once the previous round has finished. */
+static void close_round(struct urt_loop *loop)
+{
+    for (uint32_t i = 0; i < loop->nslots; i++) {
+        struct urt__task *t = loop->slots[i].task;
+        if (!t || t->state == URT__DONE || t->close_cancelled) continue;
+        t->close_cancelled = true;
+        loop->close_pending++;
+        urt__task_request_cancel(loop, t);
+    }
+}
+
+static void drive(struct urt_loop *loop)
+{
+    for (;;) {
+        struct urt__task *next = pick_next(loop);
+        if (next) {
+            loop->current = next;
+            if (next->state != URT__NEW) next->state = URT__RUNNING;
+            urt__switch(loop, NULL, next);
+            continue;
+        }
+        if (loop->live == 0) break;
+        if (loop->closing && loop->close_pending == 0) {
+            close_round(loop);
+            continue;
+        }
+        /* Nothing ready and nothing in the kernel: every live task waits on
+         * another one.  Await refuses cycles, so this cannot happen through
+         * the API; cancelling everything at least ends the run. */
+        if (loop->inflight == 0) {
+            if (!loop->closing) loop->closing = true;
+            close_round(loop);
+            if (!loop->ready_head && loop->inflight == 0) break;
+            continue;
+        }
+        submit_and_reap(loop, 1);
+    }
+    /* Cancel requests whose completion is still out. */
+    while (loop->inflight) submit_and_reap(loop, 1);
+}
+
+static void loop_destroy(struct urt_loop *loop)
+{
+    urt__tasks_destroy(loop);
+    urt__stacks_destroy(loop);
+    io_uring_queue_exit(&loop->ring);
+    urt__overflow_guard_stop(loop);
+    free(loop);
+}
+
+int urt_run(urt_fn main, void *arg, intptr_t *value)
+{
+    if (urt__loop) return -EBUSY;
+    if (!main) return -EINVAL;
+
+    struct urt_loop *loop = calloc(1, sizeof *loop);
+    if (!loop) return -ENOMEM;
+    loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
+    loop->guard_install = !features_off("guard_install");
+    loop->tag = __atomic_add_fetch(&next_loop_tag, 1, __ATOMIC_RELAXED);
+    int err = ring_init(loop);
+    if (err) {
+        free(loop);
+        return err;
+    }
+    err = urt__overflow_guard_start(loop);
+    if (err) {
+        io_uring_queue_exit(&loop->ring);
+        free(loop);
+        return err;
+    }
+#ifdef URT_ASAN
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        pthread_attr_getstack(&attr, &addr, &size);
+        loop->main_stack_bottom = addr;
+        loop->main_stack_size = size;
+        pthread_attr_destroy(&attr);
+    }
+#endif
+    urt__loop = loop;
+
+    urt_task handle;
+    err = urt__task_spawn(loop, &handle, main, arg, NULL);
+    if (err == 0) {
+        loop->main_task = urt__task_lookup(loop, handle);
+        drive(loop);
+        err = URT_IS_ERROR(loop->main_result) ? (int)loop->main_result : 0;
+        if (!err && value) *value = loop->main_result;
+    }
+    urt__loop = NULL;
+    loop_destroy(loop);
+    return err;
+}
+
+uint64_t urt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * URT_NS_PER_S + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,415 @@
+/*
+ * Tasks: creation, handles, await, cancel and release.
+ *
+ * Handles are (generation, slot) pairs into the loop's slot table rather
+ * than pointers, so that a released or stale handle is recognised and
+ * refused instead of reaching freed or reused memory.  A slot's generation
+ * changes whenever its handle stops being valid (release, or the task being
+ * freed); its top bits are the loop's tag, so handles of one loop are never
+ * taken for another's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifdef URT_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define SLOT_BITS 24
+#define SLOT_MAX ((1u << SLOT_BITS) - 1)
+#define GEN_MASK 0xffffffu
+
+static uint64_t handle_gen(const struct urt_loop *loop, uint32_t gen)
+{
+    return ((uint64_t)(loop->tag & 0xffffu) << 24) | (gen & GEN_MASK);
+}
+
+urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t)
+{
+    uint64_t gen = handle_gen(loop, loop->slots[t->slot].gen);
+    return (urt_task){(gen << SLOT_BITS) | (t->slot + 1)};
+}
+
+struct urt__task *urt__task_lookup(struct urt_loop *loop, urt_task handle)
+{
+    uint32_t index = (uint32_t)(handle.id & SLOT_MAX);
+    if (index == 0 || index > loop->nslots) return NULL;
+    struct urt__slot *s = &loop->slots[index - 1];
+    if (!s->task || handle.id >> SLOT_BITS != handle_gen(loop, s->gen)) return NULL;
+    return s->task;
+}
+
+static int slot_alloc(struct urt_loop *loop, uint32_t *out)
+{
+    if (loop->free_slot) {
+        uint32_t i = loop->free_slot - 1;
+        loop->free_slot = loop->slots[i].next_free;
+        *out = i;
+        return 0;
+    }
+    if (loop->nslots == loop->slots_cap) {
+        if (loop->slots_cap >= SLOT_MAX) return -ENOMEM;
+        uint32_t cap = loop->slots_cap ? loop->slots_cap * 2 : 256;
+        if (cap > SLOT_MAX) cap = SLOT_MAX;
+        struct urt__slot *slots = realloc(loop->slots, cap * sizeof *slots);
+        if (!slots) return -ENOMEM;
+        loop->slots = slots;
+        loop->slots_cap = cap;
+    }
+    *out = loop->nslots;
+    loop->slots[loop->nslots++] = (struct urt__slot){0};
+    return 0;
+}
+
+static void slot_free(struct urt_loop *loop, uint32_t i)
+{
+    struct urt__slot *s = &loop->slots[i];
+    s->task = NULL;
+    s->gen++;
+    s->next_free = loop->free_slot;
+    loop->free_slot = i + 1;
+}
+
+static void task_free(struct urt_loop *loop, struct urt__task *t)
+{
+    slot_free(loop, t->slot);
+    t->next_ready = loop->task_free;
+    loop->task_free = t;
+}
+
+int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *arg,
+                    const urt_task_opts *opts)
+{
+    if (!fn) return -EINVAL;
+    unsigned size_class;
+    int err = urt__stack_class(opts ? opts->stack_size : 0, &size_class);
+    if (err) return err;
+
+    struct urt__task *t = loop->task_free;
+    if (t) {
+        loop->task_free = t->next_ready;
+    } else if (!(t = malloc(sizeof *t))) {
+        return -ENOMEM;
+    }
+    uint32_t slot;
+    if ((err = slot_alloc(loop, &slot)) ||
+        (err = urt__stack_alloc(loop, size_class, &t->stack))) {
+        if (!err) slot_free(loop, slot);
+        t->next_ready = loop->task_free;
+        loop->task_free = t;
+        return err;
+    }
+    t->fn = fn;
+    t->arg = arg;
+    t->result = 0;
+    t->waiters_head = t->waiters_tail = NULL;
+    t->number = ++loop->task_count;
+    t->visit_mark = 0;
+    t->slot = slot;
+    t->state = URT__NEW;
+    t->wait = URT__WAIT_NONE;
+    t->cancel_pending = false;
+    t->released = handle == NULL;
+    t->close_cancelled = false;
+#ifdef URT_ASAN
+    t->asan_fake_stack = NULL;
+#endif
+    t->name[0] = '\0';
+    if (opts && opts->name) {
+        strncpy(t->name, opts->name, URT_TASK_NAME_MAX - 1);
+        t->name[URT_TASK_NAME_MAX - 1] = '\0';
+    }
+    loop->slots[slot].task = t;
+    urt__ctx_init(&t->ctx, t->stack, urt__task_entry, t);
+    loop->live++;
+    urt__make_ready(loop, t);
+    if (handle) *handle = urt__task_handle(loop, t);
+    return 0;
+}
+
+int urt_task_create_opts(urt_task *task, urt_fn fn, void *arg, const urt_task_opts *opts)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    return urt__task_spawn(loop, task, fn, arg, opts);
+}
+
+int urt_task_create(urt_task *task, urt_fn fn, void *arg)
+{
+    return urt_task_create_opts(task, fn, arg, NULL);
+}
+
+void urt__waiter_link(struct urt__task *target, struct urt__waiter *w)
+{
+    w->target = target;
+    w->next = NULL;
+    w->prev = target->waiters_tail;
+    if (target->waiters_tail)
+        target->waiters_tail->next = w;
+    else
+        target->waiters_head = w;
+    target->waiters_tail = w;
+    w->linked = true;
+    w->done = false;
+}
+
+void urt__waiter_unlink(struct urt__task *target, struct urt__waiter *w)
+{
+    if (!w->linked) return;
+    if (w->prev) w->prev->next = w->next; else target->waiters_head = w->next;
+    if (w->next) w->next->prev = w->prev; else target->waiters_tail = w->prev;
+    w->linked = false;
+}
+
+void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t result)
+{
+    t->result = result;
+    t->finish_seq = ++loop->finish_count;
+    t->state = URT__DONE;
+    t->wait = URT__WAIT_NONE;
+    loop->live--;
+    if (t->close_cancelled) loop->close_pending--;
+    if (t == loop->main_task) {
+        loop->main_result = result;
+        loop->main_task = NULL;
+        loop->closing = true;
+    }
+    /* Still running on it when called from the task itself, but nothing can
+     * take it from the pool before this fiber has switched away. */
+    urt__stack_free(loop, t->stack);
+    t->stack = NULL;
+    /* Waiters wake in the order they began to wait. */
+    struct urt__waiter *w;
+    while ((w = t->waiters_head)) {
+        urt__waiter_unlink(t, w);
+        w->result = result;
+        w->done = true;
+        if (w->gather)
+            urt__gather_child_done(loop, w);
+        else
+            urt__make_ready(loop, w->task);
+    }
+    if (t->released) task_free(loop, t);
+}
+
+void urt__task_entry(void *arg)
+{
+    struct urt__task *t = arg;
+#ifdef URT_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    struct urt_loop *loop = urt__loop;
+    t->state = URT__RUNNING;
+    intptr_t result = t->fn(t->arg);
+    urt__task_finish(loop, t, result);
+    urt__exit_task(loop);
+}
+
+static int search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)
+{
+    if (*len == loop->search_cap) {
+        size_t cap = loop->search_cap ? loop->search_cap * 2 : 64;
+        struct urt__task **s = realloc(loop->search, cap * sizeof *s);
+        if (!s) return -ENOMEM;
+        loop->search = s;
+        loop->search_cap = cap;
+    }
+    loop->search[(*len)++] = t;
+    return 0;
+}
+
+/* Pushes what t waits for: the task it awaits, or a gather's unfinished
+ * children. */
+static int push_awaited(struct urt_loop *loop, size_t *len, struct urt__task *t)
+{
+    if (t->state != URT__WAITING) return 0;
+    if (t->wait == URT__WAIT_TASK) return search_push(loop, len, t->waiting_on.task);
+    if (t->wait != URT__WAIT_GATHER) return 0;
+    return urt__gather_push_children(loop, t->waiting_on.gather, len);
+}
+
+int urt__search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)
+{
+    return search_push(loop, len, t);
+}
+
+bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
+                         struct urt__task *target)
+{
+    uint64_t epoch = ++loop->visit_epoch;
+    size_t len = 0;
+    if (search_push(loop, &len, target)) return false;
+    while (len) {
+        struct urt__task *t = loop->search[--len];
+        if (t == waiter) return true;
+        if (t->visit_mark == epoch) continue;
+        t->visit_mark = epoch;
+        if (push_awaited(loop, &len, t)) return false;
+    }
+    return false;
+}
+
+/*
+ * Cancellation follows asyncio's Task.cancel: a task waiting on another task
+ * or on a gather passes the request on to what it waits for and keeps
+ * waiting; a task waiting on an op gets it from that op; a task that is
+ * running or ready keeps it pending for its next suspension point.  Chains
+ * of awaits can be long, so this walks them without recursion.
+ */
+void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
+{
+    size_t len = 0;
+    if (search_push(loop, &len, first)) {
+        first->cancel_pending = first->state != URT__DONE;
+        return;
+    }
+    while (len) {
+        struct urt__task *t = loop->search[--len];
+        if (t->state == URT__DONE) continue;
+        if (t->state != URT__WAITING) {
+            t->cancel_pending = true;
+            continue;
+        }
+        switch (t->wait) {
+        case URT__WAIT_OP:
+            t->cancel_pending = true;
+            urt__op_cancel(loop, t->waiting_on.op);
+            break;
+        case URT__WAIT_TASK:
+            if (search_push(loop, &len, t->waiting_on.task)) t->cancel_pending = true;
+            break;
+        case URT__WAIT_GATHER:
+            t->waiting_on.gather->cancel_requested = true;
+            if (urt__gather_push_children(loop, t->waiting_on.gather, &len))
+                t->cancel_pending = true;
+            break;
+        default:
+            t->cancel_pending = true;
+            break;
+        }
+    }
+}
+
+int urt_task_await(urt_task handle, intptr_t *value)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    struct urt__task *self = loop->current;
+    if (t == self) return -EDEADLK;
+    /* Done: no suspension, so a pending cancellation is not delivered. */
+    if (t->state == URT__DONE) return urt__outcome(t->result, value);
+    if (urt__would_deadlock(loop, self, t)) return -EDEADLK;
+
+    struct urt__waiter w = {.task = self};
+    urt__waiter_link(t, &w);
+    self->state = URT__WAITING;
+    self->wait = URT__WAIT_TASK;
+    self->waiting_on.task = t;
+    if (self->cancel_pending) {
+        /* asyncio hands a pending cancellation to what the task awaits. */
+        self->cancel_pending = false;
+        urt__task_request_cancel(loop, t);
+    }
+    urt__suspend(loop);
+    self->wait = URT__WAIT_NONE;
+    if (self->cancel_pending) {
+        /* Cancelled after the awaited task had woken us. */
+        self->cancel_pending = false;
+        return URT_ECANCELED;
+    }
+    return urt__outcome(w.result, value);
+}
+
+int urt_task_cancel(urt_task handle)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    if (t->state == URT__DONE) return 0;
+    urt__task_request_cancel(loop, t);
+    return 1;
+}
+
+int urt_task_release(urt_task handle)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t || t->released) return URT_EBADTASK;
+    t->released = true;
+    if (t->state == URT__DONE) {
+        task_free(loop, t);
+    } else {
+        /* The task runs on; only this handle dies. */
+        loop->slots[t->slot].gen++;
+    }
+    return 0;
+}
+
+int urt_task_done(urt_task handle)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    return t->state == URT__DONE;
+}
+
+int urt_task_cancelled(urt_task handle)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    return t->state == URT__DONE && t->result == URT_ECANCELED;
+}
+
+int urt_task_result(urt_task handle, intptr_t *value)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    if (t->state != URT__DONE) return -EAGAIN;
+    return urt__outcome(t->result, value);
+}
+
+const char *urt_task_name(urt_task handle)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return NULL;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return NULL;
+    if (!t->name[0]) /* formatted on demand: most tasks are never asked */
+        snprintf(t->name, sizeof t->name, "Task-%llu", (unsigned long long)t->number);
+    return t->name;
+}
+
+urt_task urt_task_current(void)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_TASK_NONE;
+    return urt__task_handle(loop, loop->current);
+}
+
+void urt__tasks_destroy(struct urt_loop *loop)
+{
+    for (uint32_t i = 0; i < loop->nslots; i++) free(loop->slots[i].task);
+    for (struct urt__task *t = loop->task_free, *next; t; t = next) {
+        next = t->next_ready;
+        free(t);
+    }
+    free(loop->slots);
+    free(loop->search);
+    loop->slots = NULL;
+    loop->task_free = NULL;
+    loop->search = NULL;
+}

@@ -1,0 +1,67 @@
+/*
+ * Sleeping and yielding.
+ *
+ * A sleep is one IORING_OP_TIMEOUT whose deadline is absolute on
+ * CLOCK_MONOTONIC, computed when urt_sleep is called: the time the SQE waits
+ * for the end of the turn is not added to the sleep, and the kernel's timer
+ * never fires before the deadline.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "internal.h"
+
+/* A pending cancellation is delivered where a task suspends.  As in
+ * asyncio, delivering it takes one trip through the ready queue: the tasks
+ * already ready run first. */
+static int deliver_pending_cancel(struct urt_loop *loop, struct urt__task *self)
+{
+    self->cancel_pending = false;
+    urt__make_ready(loop, self);
+    urt__suspend(loop);
+    self->cancel_pending = false;
+    return URT_ECANCELED;
+}
+
+int urt_yield(void)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *self = loop->current;
+    if (self->cancel_pending) return deliver_pending_cancel(loop, self);
+    urt__make_ready(loop, self);
+    urt__suspend(loop);
+    if (self->cancel_pending) {
+        self->cancel_pending = false;
+        return URT_ECANCELED;
+    }
+    return 0;
+}
+
+int urt_sleep(uint64_t ns)
+{
+    if (ns == 0) return urt_yield();
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *self = loop->current;
+    if (self->cancel_pending) return deliver_pending_cancel(loop, self);
+
+    /* Far-future deadlines are capped at about 292 years from boot. */
+    uint64_t deadline = urt_now();
+    deadline = ns > INT64_MAX - deadline ? INT64_MAX : deadline + ns;
+    struct urt__op op = {
+        .is_timeout = true,
+        .ts = {.tv_sec = (long long)(deadline / URT_NS_PER_S),
+               .tv_nsec = (long long)(deadline % URT_NS_PER_S)},
+    };
+    struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    io_uring_prep_timeout(sqe, &op.ts, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data(sqe, &op);
+    int res = urt__op_wait(loop, &op);
+    if (self->cancel_pending) {
+        self->cancel_pending = false;
+        return URT_ECANCELED;
+    }
+    /* -ETIME is the timer expiring, which is what a sleep wants. */
+    return res == -ETIME || res == 0 ? 0 : res;
+}

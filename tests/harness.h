@@ -1,0 +1,116 @@
+/*
+ * Shared by every test file: event traces compared against an expected
+ * list, and a urt_run() wrapper that fails the test if the run left a file
+ * descriptor or a memory mapping (a fiber stack, the ring) behind.
+ */
+#ifndef URT_TEST_HARNESS_H
+#define URT_TEST_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <cmocka.h>
+#include <valgrind/valgrind.h>
+
+#include "urt.h"
+
+#define TRACE_MAX 256
+#define TRACE_LEN 192
+
+static char trace_buf[TRACE_MAX][TRACE_LEN];
+static size_t trace_count;
+
+static inline void trace_reset(void) { trace_count = 0; }
+
+static inline void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void trace(const char *fmt, ...)
+{
+    assert_true(trace_count < TRACE_MAX);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(trace_buf[trace_count++], TRACE_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* Compares the trace with the expected events, printing both on mismatch so
+ * a failure says what order things really happened in. */
+static inline void assert_trace_list(const char *const *expected, size_t n)
+{
+    int same = trace_count == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(trace_buf[i], expected[i]) == 0;
+    if (!same) {
+        print_error("trace mismatch\n  expected:");
+        for (size_t i = 0; i < n; i++) print_error(" %s", expected[i]);
+        print_error("\n  got:     ");
+        for (size_t i = 0; i < trace_count; i++) print_error(" %s", trace_buf[i]);
+        print_error("\n");
+        fail();
+    }
+}
+#define assert_trace(...)                                                     \
+    do {                                                                      \
+        static const char *const expected_[] = {__VA_ARGS__};                 \
+        assert_trace_list(expected_, sizeof expected_ / sizeof expected_[0]); \
+    } while (0)
+
+static inline int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static inline int count_mappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    int n = 0;
+    for (int c; (c = fgetc(f)) != EOF;)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* ASan's and valgrind's own allocators map memory as they go and keep it,
+ * so the mapping count says something only in a plain build; there, every
+ * fiber stack and ring must be gone after a run.  Under the sanitizers the
+ * heap is checked by LeakSanitizer and memcheck instead. */
+static inline int mappings_are_comparable(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return 0;
+#endif
+#endif
+    return !RUNNING_ON_VALGRIND;
+}
+
+/* urt_run() that also asserts the loop gave back every fd and mapping. */
+static inline int run_checked(urt_fn fn, void *arg, intptr_t *value)
+{
+    int fds = count_open_fds();
+    int maps = count_mappings();
+    int rc = urt_run(fn, arg, value);
+    assert_int_equal(count_open_fds(), fds);
+    if (mappings_are_comparable()) {
+        int maps_after = count_mappings();
+        if (maps_after > maps)
+            print_error("mappings before %d, after %d\n", maps, maps_after);
+        assert_true(maps_after <= maps);
+    }
+    return rc;
+}
+
+#endif

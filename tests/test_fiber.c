@@ -1,0 +1,543 @@
+/*
+ * Fibers and their stacks (SEMANTICS 6 and the header's stack options):
+ * legal deep recursion works, an overflow hits the guard page and stops
+ * the process with a message naming the task, many tasks can be alive at
+ * once (with MADV_GUARD_INSTALL and with the mprotect fallback), and stacks
+ * are reused rather than mapped anew for every task.
+ *
+ * Checks made inside tasks never call cmocka's assert macros (a longjmp
+ * out of a fiber would wreck the loop); they record the first failure and
+ * the test asserts none was recorded after urt_run returns.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
+/* ---- checks made inside tasks ---- */
+
+static char task_failure[512];
+
+static void expect_failed(const char *file, int line, const char *what,
+                          long long got, long long want)
+{
+    if (!task_failure[0])
+        snprintf(task_failure, sizeof task_failure,
+                 "%s:%d: %s (got %lld, expected %lld)", file, line, what, got, want);
+}
+#define EXPECT_EQ(got, want)                                                   \
+    do {                                                                       \
+        long long got_ = (long long)(got), want_ = (long long)(want);          \
+        if (got_ != want_)                                                     \
+            expect_failed(__FILE__, __LINE__, #got " == " #want, got_, want_); \
+    } while (0)
+#define EXPECT(cond) EXPECT_EQ(!!(cond), 1)
+
+static void assert_no_task_failure(void)
+{
+    if (task_failure[0]) {
+        print_error("%s\n", task_failure);
+        task_failure[0] = 0;
+        fail();
+    }
+}
+
+static bool small_scale(void) { return getenv("URT_TEST_SMALL") != NULL; }
+
+/* run_checked counts mappings.  Under ASan a freed large chunk (above 128
+ * KiB: the bookkeeping of thousands of tasks) stays mapped while it sits in
+ * the quarantine, and the first run at a new scale maps allocator regions
+ * for good; neither is ours.  So the quarantine is off in this binary and
+ * each scale test first runs once unchecked at its own scale.  LSan still
+ * reports every byte the runtime fails to free. */
+#if UNDER_ASAN
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "quarantine_size_mb=0"; }
+#endif
+
+/* Under ASan: one unchecked run at the test's scale (see above). */
+static void asan_warm_up(urt_fn fn, void *arg)
+{
+    if (UNDER_ASAN) urt_run(fn, arg, NULL);
+}
+
+static void run_main(urt_fn fn, void *arg)
+{
+    trace_reset();
+    task_failure[0] = 0;
+    intptr_t value = -1;
+    assert_int_equal(run_checked(fn, arg, &value), 0);
+    assert_int_equal(value, 0);
+    assert_no_task_failure();
+}
+
+/* ---- legal deep recursion ---- */
+
+/* Recurses until the frames below top span `want` bytes, each frame
+ * holding 1 KiB that it fills and checks again on the way back: 0, or
+ * -EFAULT if a frame was overwritten. */
+static __attribute__((noinline)) int dig(uintptr_t top, size_t want, unsigned depth,
+                                         uintptr_t *deepest)
+{
+    volatile unsigned char buf[1024];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(depth * 7 + i);
+    /* The frame address, not &buf: under ASan's fake stacks buf may live
+     * on the heap. */
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (here < *deepest) *deepest = here;
+    int rc = 0;
+    if (top - here < want) rc = dig(top, want, depth + 1, deepest);
+    for (size_t i = 0; i < sizeof buf; i++)
+        if (buf[i] != (unsigned char)(depth * 7 + i)) rc = -EFAULT;
+    return rc;
+}
+
+struct dig_job {
+    size_t want;
+    size_t used; /* bytes of stack the recursion really spanned */
+};
+
+static intptr_t dig_fn(void *arg)
+{
+    struct dig_job *j = arg;
+    uintptr_t top = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t deepest = top;
+    int rc = dig(top, j->want, 0, &deepest);
+    j->used = top - deepest;
+    return rc;
+}
+
+struct dig_case {
+    size_t stack_size; /* 0: default */
+    size_t want;
+};
+
+static intptr_t main_dig(void *arg)
+{
+    const struct dig_case *c = arg;
+    struct dig_job j = {.want = c->want};
+    urt_task_opts opts = {.name = "digger", .stack_size = c->stack_size};
+    urt_task t;
+    EXPECT_EQ(urt_task_create_opts(&t, dig_fn, &j, &opts), 0);
+    EXPECT_EQ(urt_task_await(t, NULL), 0);
+    EXPECT(j.used >= c->want);
+    EXPECT_EQ(urt_task_release(t), 0);
+    return 0;
+}
+
+/* SEMANTICS 6 / header: the default stack is URT_STACK_DEFAULT (128 KiB)
+ * usable; 64 KiB of recursion inside a task works, frames intact. */
+static void test_default_stack_allows_64k_of_recursion(void **state)
+{
+    (void)state;
+    struct dig_case c = {0, 64 * 1024};
+    run_main(main_dig, &c);
+}
+
+/* Header: urt_task_opts.stack_size = 1 MiB gives a task that can use
+ * 900 KiB. */
+static void test_stack_size_option_allows_900k_of_recursion(void **state)
+{
+    (void)state;
+    struct dig_case c = {1024 * 1024, 900 * 1024};
+    run_main(main_dig, &c);
+}
+
+/* Header: stack_size is rounded up to a power of two: 70,000 bytes asked
+ * gives 128 KiB usable, so 96 KiB of recursion fits. */
+static void test_stack_size_option_rounds_up_to_power_of_two(void **state)
+{
+    (void)state;
+    struct dig_case c = {70000, 96 * 1024};
+    run_main(main_dig, &c);
+}
+
+static intptr_t nothing_fn(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static intptr_t main_bad_stack_size(void *arg)
+{
+    (void)arg;
+    urt_task t = URT_TASK_NONE;
+    urt_task_opts opts = {.stack_size = (size_t)URT_STACK_MAX + 1};
+    EXPECT_EQ(urt_task_create_opts(&t, nothing_fn, NULL, &opts), -EINVAL);
+    opts.stack_size = SIZE_MAX;
+    EXPECT_EQ(urt_task_create_opts(&t, nothing_fn, NULL, &opts), -EINVAL);
+    EXPECT_EQ(t.id, 0);
+    /* the loop still works, and URT_STACK_MAX itself is allowed */
+    opts.stack_size = URT_STACK_MAX;
+    EXPECT_EQ(urt_task_create_opts(&t, nothing_fn, NULL, &opts), 0);
+    EXPECT_EQ(urt_task_await(t, NULL), 0);
+    EXPECT_EQ(urt_task_release(t), 0);
+    return 0;
+}
+
+/* SEMANTICS 6 / header: a stack size above URT_STACK_MAX is out of range:
+ * -EINVAL, no task, the loop goes on. */
+static void test_stack_size_above_max_is_einval(void **state)
+{
+    (void)state;
+    run_main(main_bad_stack_size, NULL);
+}
+
+/* ---- stack overflow ---- */
+
+static volatile int never_true;
+
+/* Unbounded recursion the compiler cannot turn into a loop: each frame
+ * keeps volatile locals live across the call. */
+static __attribute__((noinline)) int overflow(int depth)
+{
+    volatile char buf[512];
+    buf[0] = (char)depth;
+    buf[sizeof buf - 1] = (char)depth;
+    if (never_true == 12345) return buf[0];
+    return overflow(depth + 1) + buf[0] + buf[sizeof buf - 1];
+}
+
+struct overflow_case {
+    const char *name;  /* NULL: default name */
+    size_t stack_size; /* 0: default */
+};
+
+static intptr_t overflower_fn(void *arg)
+{
+    (void)arg;
+    return overflow(0);
+}
+
+static intptr_t main_overflow(void *arg)
+{
+    const struct overflow_case *c = arg;
+    urt_task_opts opts = {.name = c->name, .stack_size = c->stack_size};
+    urt_task t;
+    if (!c->name) {
+        /* urt_task_name() formats a default name into the task, so asking
+         * the overflower its own name would hide a handler that cannot name
+         * a task never asked.  Ask a sibling created just before instead:
+         * names are numbered in creation order, as in asyncio. */
+        urt_task sibling;
+        if (urt_task_create(&sibling, nothing_fn, NULL) == 0) {
+            const char *name = urt_task_name(sibling);
+            unsigned k = 0;
+            if (name && sscanf(name, "Task-%u", &k) == 1) dprintf(2, "name=Task-%u\n", k + 1);
+        }
+    }
+    if (urt_task_create_opts(&t, overflower_fn, NULL, &opts) == 0)
+        urt_task_await(t, NULL);
+    return 0;
+}
+
+/* Runs the overflow in a child process (before any urt_run in it) and
+ * returns its stderr; *status gets its wait status. */
+static char *overflow_in_child(const struct overflow_case *c, int *status)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        close(fds[1]);
+        urt_run(main_overflow, (void *)c, NULL);
+        _exit(0); /* the overflow was not caught: the parent sees exit 0 */
+    }
+    close(fds[1]);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    for (;;) {
+        if (len + 1 == cap) {
+            char *bigger = realloc(out, cap *= 2);
+            assert_non_null(bigger);
+            out = bigger;
+        }
+        ssize_t r = read(fds[0], out + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    out[len] = 0;
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, status, 0), pid);
+    return out;
+}
+
+/* The child must die abnormally; with our handler, by SIGSEGV after
+ * printing exactly `urt: task "NAME" overflowed its stack (SIZE bytes)\n`.
+ * Under ASan, ASan's own stack-overflow report is accepted instead. */
+static void check_overflow_report(const char *out, int status, const char *name, size_t size)
+{
+    char expected[128];
+    snprintf(expected, sizeof expected, "urt: task \"%s\" overflowed its stack (%zu bytes)\n",
+             name, size);
+    bool ours = strstr(out, expected) != NULL;
+    bool by_segv = WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+    if (UNDER_ASAN && !ours && strstr(out, "stack-overflow")) {
+        if (!(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))) {
+            print_error("child did not die abnormally (status %#x)\n", status);
+            fail();
+        }
+        return;
+    }
+    if (!ours || !by_segv) {
+        print_error("expected death by SIGSEGV with \"%s\"\n", expected);
+        if (WIFSIGNALED(status))
+            print_error("child died by signal %d\n", WTERMSIG(status));
+        else
+            print_error("child exited with %d\n", WEXITSTATUS(status));
+        print_error("child stderr:\n%s\n", out);
+        fail();
+    }
+}
+
+/* SEMANTICS 6: a fiber that overflows its stack hits a guard page and the
+ * process stops with a message naming the task, by SIGSEGV. */
+static void test_stack_overflow_kills_process_with_message_naming_task(void **state)
+{
+    (void)state;
+    struct overflow_case c = {"overflower", 0};
+    int status;
+    char *out = overflow_in_child(&c, &status);
+    check_overflow_report(out, status, "overflower", URT_STACK_DEFAULT);
+    free(out);
+}
+
+/* SEMANTICS 6: the message gives the task's own stack size. */
+static void test_stack_overflow_message_gives_task_stack_size(void **state)
+{
+    (void)state;
+    struct overflow_case c = {"small-stack", 32 * 1024};
+    int status;
+    char *out = overflow_in_child(&c, &status);
+    check_overflow_report(out, status, "small-stack", 32 * 1024);
+    free(out);
+}
+
+/* SEMANTICS 6: a task with the default name ("Task-N") is named too, also
+ * when nothing asked for its name before (the runtime formats it lazily). */
+static void test_stack_overflow_message_names_task_with_default_name(void **state)
+{
+    (void)state;
+    struct overflow_case c = {NULL, 0};
+    int status;
+    char *out = overflow_in_child(&c, &status);
+    const char *p = strstr(out, "name=");
+    assert_non_null(p);
+    char name[URT_TASK_NAME_MAX + 1] = "";
+    int k = 0;
+    assert_int_equal(sscanf(p, "name=%32[^\n]%n", name, &k), 1);
+    int num = 0;
+    assert_int_equal(sscanf(name, "Task-%d", &num), 1);
+    assert_true(num >= 1);
+    check_overflow_report(out, status, name, URT_STACK_DEFAULT);
+    free(out);
+}
+
+/* ---- many live tasks ---- */
+
+struct live {
+    size_t n;
+    size_t started, alive, max_alive;
+    bool released;
+    size_t sleep_errors;
+};
+
+static struct live live;
+
+static intptr_t live_fn(void *arg)
+{
+    live.started++;
+    if (++live.alive > live.max_alive) live.max_alive = live.alive;
+    /* Keep sleeping 20 ms until main has seen every task start, so all of
+     * them are alive at once however long creating them took. */
+    do
+        live.sleep_errors += urt_sleep_ms(20) != 0;
+    while (!live.released);
+    live.alive--;
+    return (intptr_t)arg;
+}
+
+static intptr_t main_live(void *arg)
+{
+    (void)arg;
+    size_t n = live.n;
+    urt_task *t = calloc(n, sizeof *t);
+    intptr_t *v = calloc(n, sizeof *v);
+    EXPECT(t && v);
+    if (!t || !v) goto out;
+    for (size_t i = 0; i < n; i++) {
+        int rc = urt_task_create(&t[i], live_fn, (void *)(intptr_t)i);
+        if (rc) {
+            EXPECT_EQ(rc, 0);
+            n = i;
+            break;
+        }
+    }
+    while (live.started < n) EXPECT_EQ(urt_yield(), 0);
+    live.released = true;
+    EXPECT_EQ(urt_gather(t, n, 0, v, NULL), 0);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        wrong += v[i] != (intptr_t)i;
+        wrong += urt_task_release(t[i]) != 0;
+    }
+    EXPECT_EQ(wrong, 0);
+out:
+    free(t);
+    free(v);
+    return 0;
+}
+
+static void run_live(size_t n)
+{
+    live = (struct live){.n = n};
+    asan_warm_up(main_live, NULL);
+    live = (struct live){.n = n};
+    run_main(main_live, NULL);
+    assert_int_equal(live.started, n);
+    assert_int_equal(live.max_alive, n);
+    assert_int_equal(live.alive, 0);
+    assert_int_equal(live.sleep_errors, 0);
+}
+
+/* SEMANTICS 1.2 / 6: 20,000 tasks alive at once, each on its own guarded
+ * stack, work and leave no mapping behind (1,000 under URT_TEST_SMALL). */
+static void test_many_live_tasks_work_and_leak_no_mapping(void **state)
+{
+    (void)state;
+    run_live(small_scale() ? 1000 : 20000);
+}
+
+/* Same with MADV_GUARD_INSTALL masked off (SEMANTICS 5.4: the fallback, one
+ * mprotect'ed guard page per stack, must give the same result): 5,000
+ * tasks (500 under URT_TEST_SMALL). */
+static void test_many_live_tasks_with_mprotect_guards(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("URT_FEATURES_OFF", "guard_install", 1), 0);
+    run_live(small_scale() ? 500 : 5000);
+    unsetenv("URT_FEATURES_OFF");
+}
+
+/* ---- stacks are reused ---- */
+
+struct reuse {
+    size_t n;
+    int maps_early, maps_end;
+    long vm_early, vm_end; /* kB of address space */
+};
+
+/* Adjacent anonymous mappings with the same flags merge into one line of
+ * /proc/self/maps, so a runtime that mapped a new slab for every stack
+ * could keep the count flat; the address space it takes cannot. */
+static long vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld kB", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+static intptr_t index_fn(void *arg) { return (intptr_t)arg; }
+
+static intptr_t main_reuse(void *arg)
+{
+    struct reuse *r = arg;
+    size_t wrong = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        urt_task t;
+        int rc = urt_task_create(&t, index_fn, (void *)(intptr_t)i);
+        if (rc) {
+            EXPECT_EQ(rc, 0);
+            break;
+        }
+        intptr_t v = -1;
+        wrong += urt_task_await(t, &v) != 0;
+        wrong += v != (intptr_t)i;
+        wrong += urt_task_release(t) != 0;
+        if (i == 1000) {
+            r->maps_early = count_mappings();
+            r->vm_early = vm_size_kb();
+        }
+    }
+    r->maps_end = count_mappings();
+    r->vm_end = vm_size_kb();
+    EXPECT_EQ(wrong, 0);
+    return 0;
+}
+
+/* SEMANTICS 1.2 / 6: 100,000 short tasks created and finished one after
+ * another reuse their stacks: the mapping count and the address space at
+ * the end are the ones seen after the first 1,000 (10,000 tasks under
+ * URT_TEST_SMALL). */
+static void test_finished_tasks_stacks_are_reused(void **state)
+{
+    (void)state;
+    struct reuse r = {.n = small_scale() ? 10000 : 100000};
+    run_main(main_reuse, &r);
+    if (r.maps_end != r.maps_early)
+        print_error("mappings after 1,000 tasks: %d, after %zu: %d\n", r.maps_early, r.n,
+                    r.maps_end);
+    assert_int_equal(r.maps_end, r.maps_early);
+    if (r.vm_end != r.vm_early)
+        print_error("address space after 1,000 tasks: %ld kB, after %zu: %ld kB\n", r.vm_early,
+                    r.n, r.vm_end);
+    assert_true(r.vm_early > 0);
+    assert_int_equal(r.vm_end, r.vm_early);
+}
+
+/* ---- runner ---- */
+
+static intptr_t warm_up_main(void *arg)
+{
+    (void)arg;
+    urt_sleep_ms(1);
+    return 0;
+}
+
+/* run_checked compares mappings before and after a run; the allocator maps
+ * its arenas on first use, so one run happens before the tests. */
+static int warm_up(void **state)
+{
+    (void)state;
+    return urt_run(warm_up_main, NULL, NULL) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_stack_allows_64k_of_recursion),
+        cmocka_unit_test(test_stack_size_option_allows_900k_of_recursion),
+        cmocka_unit_test(test_stack_size_option_rounds_up_to_power_of_two),
+        cmocka_unit_test(test_stack_size_above_max_is_einval),
+        cmocka_unit_test(test_stack_overflow_kills_process_with_message_naming_task),
+        cmocka_unit_test(test_stack_overflow_message_gives_task_stack_size),
+        cmocka_unit_test(test_stack_overflow_message_names_task_with_default_name),
+        cmocka_unit_test(test_many_live_tasks_work_and_leak_no_mapping),
+        cmocka_unit_test(test_many_live_tasks_with_mprotect_guards),
+        cmocka_unit_test(test_finished_tasks_stacks_are_reused),
+    };
+    return cmocka_run_group_tests(tests, warm_up, NULL);
+}
