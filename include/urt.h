@@ -97,10 +97,17 @@ URT_API const char *urt_strerror(int err);
  * ---------------------------------------------------------------------- */
 
 typedef struct urt_task {
-    uint64_t id; /* opaque: generation and slot; 0 never names a task */
+    uint64_t id;   /* opaque: unique in the process, never reused; 0 = none */
+    uint64_t slot; /* opaque: where the loop keeps the task */
 } urt_task;
 
-#define URT_TASK_NONE ((urt_task){0})
+#define URT_TASK_NONE ((urt_task){0, 0})
+
+/* True when two handles are the same handle. */
+static inline int urt_task_equal(urt_task a, urt_task b)
+{
+    return a.id == b.id && a.slot == b.slot;
+}
 
 typedef intptr_t (*urt_fn)(void *arg);
 

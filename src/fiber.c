@@ -244,7 +244,7 @@ static void on_segv(int sig, siginfo_t *info, void *uctx)
     if (t && t->stack && addr < t->stack->base && addr >= t->stack->base - URT_GUARD_SIZE) {
         char msg[160];
         size_t n = append(msg, 0, sizeof msg, "urt: task \"");
-        if (t->name[0]) {
+        if (t->has_name) {
             n = append(msg, n, sizeof msg, t->name);
         } else {
             n = append(msg, n, sizeof msg, "Task-");

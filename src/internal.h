@@ -122,10 +122,11 @@ struct urt__task {
     bool cancel_pending;
     bool released;
     bool close_cancelled; /* cancelled by the loop's shutdown */
+    bool has_name;        /* else named "Task-<number>" when asked */
 #ifdef URT_ASAN
     void *asan_fake_stack;
 #endif
-    char name[URT_TASK_NAME_MAX]; /* empty: "Task-<number>" on demand */
+    char name[URT_TASK_NAME_MAX];
 };
 
 /* One waiter on a task: an awaiting task, or one child of a gather.  Lives
@@ -196,7 +197,7 @@ struct urt__op {
 
 struct urt__slot {
     struct urt__task *task; /* NULL when free */
-    uint32_t gen;
+    uint64_t serial;        /* id of the one valid handle to it */
     uint32_t next_free;
 };
 
@@ -218,7 +219,7 @@ struct urt_loop {
 
     struct urt__slot *slots;
     uint32_t nslots, slots_cap, free_slot; /* free_slot: 1-based, 0 = none */
-    uint32_t tag; /* this loop's part of every handle's generation */
+    uint64_t serial_next, serial_end; /* block of handle ids this loop owns */
 
     struct urt__task *task_free; /* recycled control blocks */
     uint64_t task_count;

@@ -29,10 +29,6 @@ __thread struct urt_loop *urt__loop;
 #define RING_ENTRIES 4096u
 #define CQE_BATCH 256u
 
-/* Distinguishes the loops of this process inside task handles, so a handle
- * from an ended loop never names a task of a later one. */
-static uint32_t next_loop_tag;
-
 static int features_off(const char *name)
 {
     const char *off = getenv("URT_FEATURES_OFF");
@@ -288,7 +284,6 @@ int urt_run(urt_fn main, void *arg, intptr_t *value)
     if (!loop) return -ENOMEM;
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
     loop->guard_install = !features_off("guard_install");
-    loop->tag = __atomic_add_fetch(&next_loop_tag, 1, __ATOMIC_RELAXED);
     int err = ring_init(loop);
     if (err) {
         free(loop);

@@ -1,12 +1,12 @@
 /*
  * Tasks: creation, handles, await, cancel and release.
  *
- * Handles are (generation, slot) pairs into the loop's slot table rather
- * than pointers, so that a released or stale handle is recognised and
- * refused instead of reaching freed or reused memory.  A slot's generation
- * changes whenever its handle stops being valid (release, or the task being
- * freed); its top bits are the loop's tag, so handles of one loop are never
- * taken for another's.
+ * Handles are (id, slot) pairs into the loop's slot table rather than
+ * pointers, so that a released or stale handle is recognised and refused
+ * instead of reaching freed or reused memory.  Ids are unique in the process
+ * and never reused: a slot gets a fresh id whenever its handle stops being
+ * valid, so no count of reuses, and no number of loops run before, can make
+ * an old handle name a new task.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,27 +20,32 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-#define SLOT_BITS 24
-#define SLOT_MAX ((1u << SLOT_BITS) - 1)
-#define GEN_MASK 0xffffffu
+#define SLOT_MAX 0xffffffu
+/* Loops take handle ids from the process in blocks, so the shared counter
+ * is touched once per this many tasks, not once per task. */
+#define SERIAL_BLOCK (1u << 16)
 
-static uint64_t handle_gen(const struct urt_loop *loop, uint32_t gen)
+static uint64_t next_serial_block = 1; /* 0 is URT_TASK_NONE's id */
+
+static uint64_t new_serial(struct urt_loop *loop)
 {
-    return ((uint64_t)(loop->tag & 0xffffu) << 24) | (gen & GEN_MASK);
+    if (unlikely(loop->serial_next == loop->serial_end)) {
+        loop->serial_next = __atomic_fetch_add(&next_serial_block, SERIAL_BLOCK, __ATOMIC_RELAXED);
+        loop->serial_end = loop->serial_next + SERIAL_BLOCK;
+    }
+    return loop->serial_next++;
 }
 
 urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t)
 {
-    uint64_t gen = handle_gen(loop, loop->slots[t->slot].gen);
-    return (urt_task){(gen << SLOT_BITS) | (t->slot + 1)};
+    return (urt_task){loop->slots[t->slot].serial, (uint64_t)t->slot + 1};
 }
 
 struct urt__task *urt__task_lookup(struct urt_loop *loop, urt_task handle)
 {
-    uint32_t index = (uint32_t)(handle.id & SLOT_MAX);
-    if (index == 0 || index > loop->nslots) return NULL;
-    struct urt__slot *s = &loop->slots[index - 1];
-    if (!s->task || handle.id >> SLOT_BITS != handle_gen(loop, s->gen)) return NULL;
+    if (handle.slot == 0 || handle.slot > loop->nslots) return NULL;
+    struct urt__slot *s = &loop->slots[handle.slot - 1];
+    if (!s->task || s->serial != handle.id) return NULL;
     return s->task;
 }
 
@@ -70,7 +75,7 @@ static void slot_free(struct urt_loop *loop, uint32_t i)
 {
     struct urt__slot *s = &loop->slots[i];
     s->task = NULL;
-    s->gen++;
+    s->serial = 0;
     s->next_free = loop->free_slot;
     loop->free_slot = i + 1;
 }
@@ -119,12 +124,13 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
 #ifdef URT_ASAN
     t->asan_fake_stack = NULL;
 #endif
-    t->name[0] = '\0';
-    if (opts && opts->name) {
+    t->has_name = opts && opts->name;
+    if (t->has_name) {
         strncpy(t->name, opts->name, URT_TASK_NAME_MAX - 1);
         t->name[URT_TASK_NAME_MAX - 1] = '\0';
     }
     loop->slots[slot].task = t;
+    loop->slots[slot].serial = new_serial(loop);
     urt__ctx_init(&t->ctx, t->stack, urt__task_entry, t);
     loop->live++;
     urt__make_ready(loop, t);
@@ -349,7 +355,7 @@ int urt_task_release(urt_task handle)
         task_free(loop, t);
     } else {
         /* The task runs on; only this handle dies. */
-        loop->slots[t->slot].gen++;
+        loop->slots[t->slot].serial = new_serial(loop);
     }
     return 0;
 }
@@ -388,8 +394,10 @@ const char *urt_task_name(urt_task handle)
     if (!loop) return NULL;
     struct urt__task *t = urt__task_lookup(loop, handle);
     if (!t) return NULL;
-    if (!t->name[0]) /* formatted on demand: most tasks are never asked */
+    if (!t->has_name) { /* formatted on demand: most tasks are never asked */
         snprintf(t->name, sizeof t->name, "Task-%llu", (unsigned long long)t->number);
+        t->has_name = true;
+    }
     return t->name;
 }
 

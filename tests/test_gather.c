@@ -367,6 +367,42 @@ static void test_gather_allows_null_values(void **state)
                  "d end -5", "gather -5", "c end 3");
 }
 
+static intptr_t main_duplicates(void *arg)
+{
+    (void)arg;
+    struct job jobs[2] = {JOB("a", 10, 1), JOB("b", 5, -EIO)};
+    urt_task t[2];
+    create_jobs(t, jobs, 2);
+    urt_task twice[3] = {t[0], t[0], t[0]};
+    intptr_t v[4];
+    int e[4];
+    unset(v, e, 4);
+    trace("gather %d", urt_gather(twice, 3, 0, v, NULL));
+    EXPECT_EQ(v[0], 1);
+    EXPECT_EQ(v[1], 1);
+    EXPECT_EQ(v[2], 1);
+    urt_task mixed[4] = {t[1], t[0], t[1], t[0]};
+    unset(v, e, 4);
+    trace("gather %d", urt_gather(mixed, 4, URT_RETURN_EXCEPTIONS, v, e));
+    EXPECT_EQ(e[0], -EIO);
+    EXPECT_EQ(e[1], 0);
+    EXPECT_EQ(e[2], -EIO);
+    EXPECT_EQ(e[3], 0);
+    EXPECT_EQ(v[1], 1);
+    EXPECT_EQ(v[3], 1);
+    release_all(t, 2);
+    return 0;
+}
+
+/* SEMANTICS 2.1 (as asyncio.gather(t, t)): a task given more than once
+ * fills every place it is given in. */
+static void test_gather_same_task_twice_fills_each_place(void **state)
+{
+    (void)state;
+    run_main(main_duplicates, NULL);
+    assert_trace("b end -5", "a end 1", "gather 0", "gather 0");
+}
+
 /* ---- 2.4 a cancelled child is a failed child ---- */
 
 struct canceller {
@@ -827,7 +863,7 @@ static void test_gather_rejects_await_cycle(void **state)
 static void test_gather_outside_loop_is_enoloop(void **state)
 {
     (void)state;
-    urt_task t = {1};
+    urt_task t = {1, 1};
     intptr_t v = UNSET_VALUE;
     assert_int_equal(urt_gather(&t, 1, 0, &v, NULL), URT_ENOLOOP);
     assert_int_equal(v, UNSET_VALUE);
@@ -902,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_gather_returns_earliest_failure_in_time),
         cmocka_unit_test(test_gather_return_exceptions_waits_for_all_and_fills_errors_in_place),
         cmocka_unit_test(test_gather_allows_null_values),
+        cmocka_unit_test(test_gather_same_task_twice_fills_each_place),
         cmocka_unit_test(test_gather_return_exceptions_reports_cancelled_child_as_ecanceled),
         cmocka_unit_test(test_gather_returns_ecanceled_for_cancelled_child_without_being_cancelled),
         cmocka_unit_test(test_gather_counts_child_cancelled_before_running_as_failed),

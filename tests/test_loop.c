@@ -201,11 +201,13 @@ static void test_loops_run_one_after_another_on_a_thread(void **state)
 struct loop_thread {
     int idx;
     _Atomic int *mine, *other; /* handshake steps, one per thread */
+    _Atomic int *other_ended;  /* the other thread's urt_run has returned */
     pthread_barrier_t *barrier;
     char ev[12][40];
     int nev;
     int rc;
     intptr_t value;
+    _Atomic int ended;
 };
 
 /* trace() for one thread's loop: the shared trace is not thread-safe. */
@@ -239,7 +241,8 @@ static intptr_t thread_main(void *arg)
         atomic_store(lt->mine, step);
         uint64_t deadline = urt_now() + 60 * URT_NS_PER_S;
         int rc = 0;
-        while (atomic_load(lt->other) < step && urt_now() < deadline && rc == 0)
+        while (atomic_load(lt->other) < step && !atomic_load(lt->other_ended) &&
+               urt_now() < deadline && rc == 0)
             rc = urt_sleep_ms(1);
         tev(lt, "step %d %s", step, atomic_load(lt->other) >= step ? "met" : "timed out");
     }
@@ -254,6 +257,7 @@ static void *loop_thread_fn(void *arg)
     struct loop_thread *lt = arg;
     pthread_barrier_wait(lt->barrier);
     lt->rc = urt_run(thread_main, lt, &lt->value);
+    atomic_store(&lt->ended, 1);
     return NULL;
 }
 
@@ -265,15 +269,17 @@ static void run_two_loop_threads(struct loop_thread lt[2])
     pthread_barrier_init(&barrier, NULL, 2);
     atomic_store(&steps[0], 0);
     atomic_store(&steps[1], 0);
+    memset(lt, 0, 2 * sizeof lt[0]);
     for (int i = 0; i < 2; i++) {
-        memset(&lt[i], 0, sizeof lt[i]);
         lt[i].idx = i;
         lt[i].mine = &steps[i];
         lt[i].other = &steps[1 - i];
+        lt[i].other_ended = &lt[1 - i].ended;
         lt[i].barrier = &barrier;
         lt[i].rc = 1;
-        assert_int_equal(pthread_create(&th[i], NULL, loop_thread_fn, &lt[i]), 0);
     }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, loop_thread_fn, &lt[i]), 0);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&barrier);
 }
@@ -818,7 +824,7 @@ static intptr_t wrongdoing_main(void *arg)
     urt_task_opts big = {.name = NULL, .stack_size = (size_t)URT_STACK_MAX * 2};
     trace("NULL fn=%d", urt_task_create(&t, NULL, NULL));
     trace("bad opts=%d", urt_task_create_opts(&t, noop, NULL, &big));
-    trace("await garbage=%d", urt_task_await((urt_task){0x123456789abcdefull}, NULL));
+    trace("await garbage=%d", urt_task_await((urt_task){0x123456789abcdefull, 1}, NULL));
     trace("await self=%d", urt_task_await(urt_task_current(), NULL));
     trace("release=%d", urt_task_release(f));
     trace("release twice=%d", urt_task_release(f));
