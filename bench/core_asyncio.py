@@ -35,6 +35,17 @@ async def trivial(i):
     return i
 
 
+async def spawn_one_at_a_time():
+    best = None
+    for _ in range(REPS):
+        t0 = time.monotonic_ns()
+        for i in range(N_SPAWN):
+            assert await asyncio.create_task(trivial(i)) == i
+        per = (time.monotonic_ns() - t0) / N_SPAWN
+        best = per if best is None else min(best, per)
+    return best
+
+
 async def spawn_main(gather):
     best = None
     for _ in range(REPS):
@@ -106,8 +117,10 @@ def main():
     row("sleep: worst lateness", worst_late_ns / 1e6, "ms", "one task, woke - deadline")
     row("sleep: peak RSS", (rss1 - rss0) * 1024 / N_SLEEP, "bytes/task", "ru_maxrss delta / S")
 
-    row("spawn+await", asyncio.run(spawn_main(False)), "ns/task", f"N={N_SPAWN}")
-    row("spawn+gather", asyncio.run(spawn_main(True)), "ns/task", f"N={N_SPAWN}")
+    row("spawn+await, one at a time", asyncio.run(spawn_one_at_a_time()), "ns/task",
+        f"N={N_SPAWN}, 1 alive")
+    row("spawn+await", asyncio.run(spawn_main(False)), "ns/task", f"N={N_SPAWN} alive, then awaited")
+    row("spawn+gather", asyncio.run(spawn_main(True)), "ns/task", f"N={N_SPAWN} alive, one gather")
     row("yield switch", asyncio.run(yield_main()), "ns/switch", f"2 tasks x M={M_YIELD}")
 
 
