@@ -7,6 +7,7 @@
 #define URT_TEST_HARNESS_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -18,6 +19,52 @@
 #include <valgrind/valgrind.h>
 
 #include "urt.h"
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
+/* Checks made inside tasks: cmocka's asserts longjmp, which must not
+ * cross fiber stacks, so a task records the first failed check and the
+ * test asserts none after the run. */
+
+static char task_failure[512];
+
+static inline void expect_failed(const char *file, int line, const char *what,
+                          long long got, long long want)
+{
+    if (!task_failure[0])
+        snprintf(task_failure, sizeof task_failure,
+                 "%s:%d: %s (got %lld, expected %lld)", file, line, what, got, want);
+}
+#define EXPECT_EQ(got, want)                                                   \
+    do {                                                                       \
+        long long got_ = (long long)(got), want_ = (long long)(want);          \
+        if (got_ != want_)                                                     \
+            expect_failed(__FILE__, __LINE__, #got " == " #want, got_, want_); \
+    } while (0)
+#define EXPECT(cond) EXPECT_EQ(!!(cond), 1)
+
+static inline void assert_no_task_failure(void)
+{
+    if (task_failure[0]) {
+        print_error("%s\n", task_failure);
+        task_failure[0] = 0;
+        fail();
+    }
+}
+
+/* URT_TEST_SMALL (set by the valgrind tier) shrinks the scale tests. */
+static inline bool small_scale(void)
+{
+    const char *s = getenv("URT_TEST_SMALL");
+    return s && *s && strcmp(s, "0") != 0;
+}
 
 #define TRACE_MAX 256
 #define TRACE_LEN 192

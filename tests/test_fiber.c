@@ -18,61 +18,7 @@
 
 #include "harness.h"
 
-#ifndef __has_feature
-#define __has_feature(x) 0
-#endif
-#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#else
-#define UNDER_ASAN 0
-#endif
 
-/* ---- checks made inside tasks ---- */
-
-static char task_failure[512];
-
-static void expect_failed(const char *file, int line, const char *what,
-                          long long got, long long want)
-{
-    if (!task_failure[0])
-        snprintf(task_failure, sizeof task_failure,
-                 "%s:%d: %s (got %lld, expected %lld)", file, line, what, got, want);
-}
-#define EXPECT_EQ(got, want)                                                   \
-    do {                                                                       \
-        long long got_ = (long long)(got), want_ = (long long)(want);          \
-        if (got_ != want_)                                                     \
-            expect_failed(__FILE__, __LINE__, #got " == " #want, got_, want_); \
-    } while (0)
-#define EXPECT(cond) EXPECT_EQ(!!(cond), 1)
-
-static void assert_no_task_failure(void)
-{
-    if (task_failure[0]) {
-        print_error("%s\n", task_failure);
-        task_failure[0] = 0;
-        fail();
-    }
-}
-
-static bool small_scale(void) { return getenv("URT_TEST_SMALL") != NULL; }
-
-/* run_checked counts mappings.  Under ASan a freed large chunk (above 128
- * KiB: the bookkeeping of thousands of tasks) stays mapped while it sits in
- * the quarantine, and the first run at a new scale maps allocator regions
- * for good; neither is ours.  So the quarantine is off in this binary and
- * each scale test first runs once unchecked at its own scale.  LSan still
- * reports every byte the runtime fails to free. */
-#if UNDER_ASAN
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "quarantine_size_mb=0"; }
-#endif
-
-/* Under ASan: one unchecked run at the test's scale (see above). */
-static void asan_warm_up(urt_fn fn, void *arg)
-{
-    if (UNDER_ASAN) urt_run(fn, arg, NULL);
-}
 
 static void run_main(urt_fn fn, void *arg)
 {
@@ -438,7 +384,6 @@ static bool kernel_has_guard_install(void)
 static void run_live(size_t n)
 {
     live = (struct live){.n = n};
-    asan_warm_up(main_live, NULL);
     live = (struct live){.n = n};
     run_main(main_live, NULL);
     assert_int_equal(live.started, n);

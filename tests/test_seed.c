@@ -16,34 +16,6 @@
 
 #define UNIT (20 * URT_NS_PER_MS) /* one second of the seed's programs */
 
-/* ---- checks made inside tasks ---- */
-
-static char task_failure[512];
-
-static void expect_failed(const char *file, int line, const char *what,
-                          long long got, long long want)
-{
-    if (!task_failure[0])
-        snprintf(task_failure, sizeof task_failure,
-                 "%s:%d: %s (got %lld, expected %lld)", file, line, what, got, want);
-}
-#define EXPECT_EQ(got, want)                                                   \
-    do {                                                                       \
-        long long got_ = (long long)(got), want_ = (long long)(want);          \
-        if (got_ != want_)                                                     \
-            expect_failed(__FILE__, __LINE__, #got " == " #want, got_, want_); \
-    } while (0)
-#define EXPECT(cond) EXPECT_EQ(!!(cond), 1)
-
-static void assert_no_task_failure(void)
-{
-    if (task_failure[0]) {
-        print_error("%s\n", task_failure);
-        task_failure[0] = 0;
-        fail();
-    }
-}
-
 /* Runs main and returns urt_run's result, after checking no task recorded a
  * failure. */
 static int run_seed(urt_fn fn, void *arg)

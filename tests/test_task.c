@@ -22,12 +22,6 @@
         trace(fmt, rc_, (long)v_);          \
     } while (0)
 
-static bool small_scale(void)
-{
-    const char *s = getenv("URT_TEST_SMALL");
-    return s && *s && strcmp(s, "0") != 0;
-}
-
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
