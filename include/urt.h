@@ -141,6 +141,9 @@ typedef struct urt_task_opts {
  *   -EBUSY    a loop is already running on this thread.
  *   -ENOMEM   no memory for the loop or main's stack.
  *   URT_ESTACKLIMIT  see above.
+ *   -EDEADLK  tasks were left waiting on each other with nothing that could
+ *             wake them, even after being cancelled.  await and gather refuse
+ *             cycles, so this is a guard, not something a program should see.
  * and, when io_uring cannot be set up (nothing is run, nothing is printed):
  *   -ENOSYS   the kernel has no io_uring (CONFIG_IO_URING off, or < 5.1),
  *             or a seccomp filter hides it.

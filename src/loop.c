@@ -252,12 +252,16 @@ static void drive(struct urt_loop *loop)
             continue;
         }
         /* Nothing ready and nothing in the kernel: every live task waits on
-         * another one.  Await refuses cycles, so this cannot happen through
-         * the API; cancelling everything at least ends the run. */
+         * another one.  Await and gather refuse cycles, so the API cannot get
+         * here; should it, cancelling everything is the way out, and a run
+         * that still cannot end reports -EDEADLK instead of success. */
         if (loop->inflight == 0) {
-            if (!loop->closing) loop->closing = true;
+            loop->closing = true;
             close_round(loop);
-            if (!loop->ready_head && loop->inflight == 0) break;
+            if (!loop->ready_head && loop->inflight == 0) {
+                loop->main_result = -EDEADLK;
+                break;
+            }
             continue;
         }
         submit_and_reap(loop, 1);
