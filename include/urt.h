@@ -22,6 +22,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -323,6 +326,149 @@ static inline int urt_sleep_s(uint64_t s)
  */
 URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
                        intptr_t *values, int *errors);
+
+
+/* ------------------------------------------------------------------------
+ * I/O
+ *
+ * Each call suspends the calling task on one io_uring operation and
+ * returns what the kernel returned: a byte count, an fd, 0, or a negative
+ * errno (-ECONNRESET, -EPIPE, -EBADF ...), exactly as the system call of the
+ * same name would have, and never raising SIGPIPE.  Calls made outside a
+ * task return URT_ENOLOOP.
+ *
+ * Cancellation.  A task cancelled while it waits in an I/O call gets
+ * URT_ECANCELED, and when the call returns the kernel has let go of the
+ * operation: it no longer touches the caller's buffer, and nothing it would
+ * have received is lost (the next call gets it).  If the operation completed
+ * in the same instant, data wins: the call returns its result, and the
+ * cancellation comes at the task's next suspension point.
+ *
+ * Deadlines.  The _timeout variants take a relative timeout in nanoseconds
+ * (URT_NO_TIMEOUT: none; 0: give up at once unless the operation completes
+ * immediately).  When it passes they return URT_ETIMEDOUT, with the same
+ * guarantees as a cancellation: the operation has really stopped, and data
+ * that arrived in the same instant is returned instead.
+ *
+ * Non-blocking fds.  An fd with O_NONBLOCK (a socket another library made)
+ * works too: urt waits for readiness instead of returning -EAGAIN.
+ *
+ * Kernels.  Every call works from Linux 5.6 on.  Where the running kernel
+ * lacks an opcode, urt takes another way to the same result (README,
+ * "Kernel support").
+ * ---------------------------------------------------------------------- */
+
+#define URT_NO_TIMEOUT UINT64_MAX
+
+struct statx; /* <sys/stat.h> with _GNU_SOURCE, or <linux/stat.h> */
+
+/*
+ * Waits until fd is ready for events (POLLIN, POLLOUT ...): the way to run a
+ * library that wants "tell me when this fd is readable" (OpenSSL, c-ares,
+ * libcurl) inside a task.  Returns the ready events (a positive mask),
+ * -EBADF, URT_ECANCELED, URT_ETIMEDOUT or URT_ENOLOOP.
+ */
+URT_API int urt_poll(int fd, short events);
+URT_API int urt_poll_timeout(int fd, short events, uint64_t timeout_ns);
+
+/*
+ * Closes fd.  Operations still in flight on it (in any task) are cancelled
+ * first and return -EBADF, and the fd is closed only once the kernel has let
+ * go of each: close(2) alone would leave them running, and the fd number
+ * could meanwhile name a new connection.  Always closes: a cancellation that
+ * arrives meanwhile is kept for the next suspension point.
+ * Returns 0 or -errno (as close(2)), URT_ENOLOOP.
+ */
+URT_API int urt_close(int fd);
+
+/* Files.  Paths are relative to the working directory; the *at forms take a
+ * directory fd or AT_FDCWD.  Return values as the system calls': an fd, 0,
+ * or -errno. */
+URT_API int urt_open(const char *path, int flags, mode_t mode);
+URT_API int urt_openat(int dirfd, const char *path, int flags, mode_t mode);
+URT_API int urt_fsync(int fd);
+URT_API int urt_fdatasync(int fd);
+/* statx(2): fills *out; mask is STATX_BASIC_STATS or finer. */
+URT_API int urt_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out);
+URT_API int urt_unlink(const char *path);
+URT_API int urt_unlinkat(int dirfd, const char *path, int flags);
+URT_API int urt_rename(const char *oldpath, const char *newpath);
+URT_API int urt_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+                         unsigned flags);
+URT_API int urt_mkdir(const char *path, mode_t mode);
+URT_API int urt_mkdirat(int dirfd, const char *path, mode_t mode);
+
+/*
+ * Reads and writes: at the file position (urt_read, urt_write, urt_readv,
+ * urt_writev: files, pipes, sockets, ttys) or at an offset (the p- forms).
+ * Return the byte count (0 at end of file), or -errno, URT_ECANCELED,
+ * URT_ETIMEDOUT, URT_ENOLOOP.  A transfer may be short, as with the system
+ * calls; lengths above INT_MAX are shortened to it.
+ */
+URT_API ssize_t urt_read(int fd, void *buf, size_t len);
+URT_API ssize_t urt_read_timeout(int fd, void *buf, size_t len, uint64_t timeout_ns);
+URT_API ssize_t urt_write(int fd, const void *buf, size_t len);
+URT_API ssize_t urt_write_timeout(int fd, const void *buf, size_t len, uint64_t timeout_ns);
+URT_API ssize_t urt_pread(int fd, void *buf, size_t len, uint64_t offset);
+URT_API ssize_t urt_pwrite(int fd, const void *buf, size_t len, uint64_t offset);
+URT_API ssize_t urt_readv(int fd, const struct iovec *iov, int iovcnt);
+URT_API ssize_t urt_writev(int fd, const struct iovec *iov, int iovcnt);
+URT_API ssize_t urt_preadv(int fd, const struct iovec *iov, int iovcnt, uint64_t offset);
+URT_API ssize_t urt_pwritev(int fd, const struct iovec *iov, int iovcnt, uint64_t offset);
+
+/*
+ * Whole transfers, looping over short reads and writes: urt_read_exactly
+ * fills all len bytes (any fd), urt_write_all writes them (files, pipes),
+ * urt_send_all sends them (sockets; no SIGPIPE).  Return len, or the error
+ * that stopped them: -ENODATA when the peer closed before len bytes came,
+ * -EIO when it stopped taking them, -errno, URT_ECANCELED, URT_ETIMEDOUT
+ * (the timeout covers the whole transfer).  If done is not NULL it gets the
+ * bytes really moved, whatever happened, so that a retry neither loses nor
+ * repeats a byte.
+ */
+URT_API ssize_t urt_read_exactly(int fd, void *buf, size_t len, size_t *done);
+URT_API ssize_t urt_read_exactly_timeout(int fd, void *buf, size_t len, size_t *done,
+                                         uint64_t timeout_ns);
+URT_API ssize_t urt_write_all(int fd, const void *buf, size_t len, size_t *done);
+URT_API ssize_t urt_write_all_timeout(int fd, const void *buf, size_t len, size_t *done,
+                                      uint64_t timeout_ns);
+URT_API ssize_t urt_send_all(int fd, const void *buf, size_t len, size_t *done);
+URT_API ssize_t urt_send_all_timeout(int fd, const void *buf, size_t len, size_t *done,
+                                     uint64_t timeout_ns);
+
+/* Sockets.  As the system calls (flags too: pass SOCK_CLOEXEC in type or
+ * flags for close-on-exec fds); every send adds MSG_NOSIGNAL.  urt_accept
+ * stores the peer's address when addr is not NULL (addrlen then in/out). */
+URT_API int urt_socket(int domain, int type, int protocol);
+URT_API int urt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+URT_API int urt_accept_timeout(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                               uint64_t timeout_ns);
+URT_API int urt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+URT_API int urt_connect_timeout(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                                uint64_t timeout_ns);
+URT_API ssize_t urt_recv(int fd, void *buf, size_t len, int flags);
+URT_API ssize_t urt_recv_timeout(int fd, void *buf, size_t len, int flags, uint64_t timeout_ns);
+URT_API ssize_t urt_send(int fd, const void *buf, size_t len, int flags);
+URT_API ssize_t urt_send_timeout(int fd, const void *buf, size_t len, int flags,
+                                 uint64_t timeout_ns);
+URT_API ssize_t urt_recvmsg(int fd, struct msghdr *msg, int flags);
+URT_API ssize_t urt_recvmsg_timeout(int fd, struct msghdr *msg, int flags, uint64_t timeout_ns);
+URT_API ssize_t urt_sendmsg(int fd, const struct msghdr *msg, int flags);
+URT_API ssize_t urt_sendmsg_timeout(int fd, const struct msghdr *msg, int flags,
+                                    uint64_t timeout_ns);
+URT_API int urt_shutdown(int fd, int how);
+
+/*
+ * TCP helpers for "host:port" with a numeric address ("127.0.0.1:8080",
+ * "[::1]:8080"; port 0 lets the kernel pick, see getsockname).
+ * urt_tcp_listen returns a listening socket (SO_REUSEADDR, backlog as
+ * listen(2); 0 means SOMAXCONN); urt_tcp_connect a connected one with
+ * TCP_NODELAY.  Both return the fd, -EINVAL for an address they cannot
+ * parse, or -errno, URT_ECANCELED, URT_ETIMEDOUT, URT_ENOLOOP.
+ */
+URT_API int urt_tcp_listen(const char *hostport, int backlog);
+URT_API int urt_tcp_connect(const char *hostport);
+URT_API int urt_tcp_connect_timeout(const char *hostport, uint64_t timeout_ns);
 
 #ifdef __cplusplus
 }

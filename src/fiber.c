@@ -59,10 +59,10 @@ static size_t class_size(unsigned c) { return (size_t)URT_STACK_MIN << c; }
 
 static int install_guard(struct urt_loop *loop, char *guard)
 {
-    if (loop->guard_install) {
+    if (urt__has(loop, URT__F_GUARD_INSTALL)) {
         if (madvise(guard, URT_GUARD_SIZE, MADV_GUARD_INSTALL) == 0) return 0;
         if (errno != EINVAL) return -errno;
-        loop->guard_install = false; /* kernel < 6.13: fall back for good */
+        loop->features.flags &= ~URT__F_GUARD_INSTALL; /* < 6.13: for good */
     }
     if (mprotect(guard, URT_GUARD_SIZE, PROT_NONE) == 0) return 0;
     /* ENOMEM here means the mapping could not be split: max_map_count. */

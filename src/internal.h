@@ -24,6 +24,31 @@
 #endif
 #endif
 
+/* ---- kernel features (probe.c) ----------------------------------------- */
+
+enum {
+    URT__F_COOP_TASKRUN = 1u << 0,
+    URT__F_SINGLE_ISSUER = 1u << 1,
+    URT__F_DEFER_TASKRUN = 1u << 2,
+    URT__F_REGISTERED_RING = 1u << 3,
+    URT__F_MULTISHOT_ACCEPT = 1u << 4,
+    URT__F_CANCEL_FD = 1u << 5,
+    URT__F_GUARD_INSTALL = 1u << 6,
+    URT__F_FAST_POLL = 1u << 7,
+};
+
+struct urt__features {
+    uint64_t ops[2];       /* opcodes urt may use: supported and not masked */
+    unsigned flags;        /* URT__F_*: allowed, then what is really in use */
+    unsigned version_mask; /* URT_KERNEL as major*100+minor, or 0 */
+};
+
+/* What the mask allows, before the ring exists. */
+void urt__features_allowed(struct urt__features *f);
+/* Adds the opcodes the ring's kernel supports and the mask allows. */
+void urt__features_probe(struct urt__features *f, struct io_uring *ring);
+const char *urt__feature_name(unsigned bit);
+
 /* ---- fibers (fiber.c, switch_x86_64.S) -------------------------------- */
 
 /* A saved execution context: everything else lives on its stack. */
@@ -91,6 +116,7 @@ enum urt__wait {
     URT__WAIT_OP,     /* an SQE: waiting_on.op */
     URT__WAIT_TASK,   /* urt_task_await: waiting_on.task */
     URT__WAIT_GATHER, /* urt_gather: waiting_on.gather */
+    URT__WAIT_DRAIN,  /* urt_close: the fd's ops to end; not cancellable */
 };
 
 struct urt__op;
@@ -181,19 +207,36 @@ static inline int urt__outcome(intptr_t result, intptr_t *value)
 
 /* ---- the loop (loop.c) ------------------------------------------------- */
 
-/* An SQE a task waits on.  user_data points here. */
+/* An SQE a task waits on, and its linked timeout if it has one.  user_data
+ * points here; the low bits say which of the two CQEs it is.  The task
+ * resumes only when every CQE of the op is in: until then the kernel may
+ * still use the op, its timespec and the caller's buffer. */
 struct urt__op {
     struct urt__task *task;
     int res;
+    int link_res;          /* the linked timeout's result: -ETIME if it fired */
+    unsigned char pending; /* CQEs still to come */
     bool done;
     bool cancel_sent;
-    bool is_timeout;
+    bool is_timeout;       /* cancelled with TIMEOUT_REMOVE, not ASYNC_CANCEL */
+    bool no_cancel;        /* close: finishes by itself, promptly */
+    bool fd_closed;        /* cancelled by urt_close of its fd */
+    int fd;                /* in the fd table while pending, or -1 */
+    struct urt__op *fd_prev, *fd_next;
     struct __kernel_timespec ts;
 };
 
 /* user_data of SQEs whose completion nobody waits for (cancel requests).
  * Odd, so never an op's address; liburing itself reserves -1. */
 #define URT__UDATA_IGNORE 1ull
+/* Low bit set on an op's address: the CQE of its linked timeout. */
+#define URT__UDATA_LINK 2ull
+
+/* Ops in flight on one fd, so that closing it can cancel them first. */
+struct urt__fd {
+    struct urt__op *ops;
+    struct urt__task *closer; /* waiting in urt_close for ops to end */
+};
 
 struct urt__slot {
     struct urt__task *task; /* NULL when free */
@@ -203,6 +246,7 @@ struct urt__slot {
 
 struct urt_loop {
     struct io_uring ring;
+    unsigned ring_features; /* IORING_FEAT_* the kernel reported */
     struct urt__ctx main_ctx;  /* the thread's own stack: blocks in the ring */
     struct urt__task *current; /* NULL while main_ctx runs */
     struct urt__task *ready_head, *ready_tail;
@@ -228,10 +272,13 @@ struct urt_loop {
     struct urt__task **search; /* scratch for the cycle search */
     size_t search_cap;
 
+    struct urt__fd *fds;
+    size_t fds_cap;
+    struct urt__features features;
+
     struct urt__stack_pool pools[URT_STACK_CLASSES];
     struct urt__slab *slabs;
     size_t page_size;
-    bool guard_install; /* MADV_GUARD_INSTALL works here */
 
     void *altstack;     /* ours, if the thread had none */
     size_t altstack_size;
@@ -258,8 +305,26 @@ void urt__suspend(struct urt_loop *loop);
 /* Switches away from a finished task for good. */
 __attribute__((noreturn)) void urt__exit_task(struct urt_loop *loop);
 struct io_uring_sqe *urt__get_sqe(struct urt_loop *loop);
-/* Prepares nothing: waits on an op whose SQE the caller prepared. */
+/* Makes room for n SQEs that must go to the kernel together (a linked
+ * pair: a flush between them would submit half a link). */
+void urt__sq_reserve(struct urt_loop *loop, unsigned n);
+/* Waits on an op whose SQE(s) the caller prepared. */
 int urt__op_wait(struct urt_loop *loop, struct urt__op *op);
+/* Delivers a cancellation requested while the task was running: one trip
+ * through the ready queue, as asyncio takes, then URT_ECANCELED. */
+int urt__deliver_pending_cancel(struct urt_loop *loop, struct urt__task *self);
+static inline bool urt__has_op(const struct urt_loop *loop, unsigned op)
+{
+    return loop->features.ops[op / 64] >> (op % 64) & 1;
+}
+static inline bool urt__has(const struct urt_loop *loop, unsigned flag)
+{
+    return loop->features.flags & flag;
+}
+/* fd table (io.c) */
+void urt__fd_link(struct urt_loop *loop, struct urt__op *op);
+void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op);
+void urt__fds_destroy(struct urt_loop *loop);
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
 void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to);
 

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "internal.h"
@@ -29,40 +30,74 @@ __thread struct urt_loop *urt__loop;
 #define RING_ENTRIES 4096u
 #define CQE_BATCH 256u
 
-static int features_off(const char *name)
+/* URT_RING_ENTRIES sizes the ring for tests that need it full or
+ * overflowing; programs have no reason to set it. */
+static unsigned ring_entries(void)
 {
-    const char *off = getenv("URT_FEATURES_OFF");
-    if (!off) return 0;
-    size_t len = strlen(name);
-    for (const char *p = off; (p = strstr(p, name)); p += len)
-        if ((p == off || p[-1] == ',') && (p[len] == ',' || p[len] == '\0')) return 1;
-    return 0;
+    const char *v = getenv("URT_RING_ENTRIES");
+    unsigned long n = v ? strtoul(v, NULL, 10) : 0;
+    return n >= 2 && n <= 32768 ? (unsigned)n : RING_ENTRIES;
+}
+
+/* Kernels before 5.12 charge the ring to RLIMIT_MEMLOCK, often 64 KiB:
+ * the soft limit may be raised up to the hard one without privileges. */
+static bool raise_memlock(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == rl.rlim_max) return false;
+    rl.rlim_cur = rl.rlim_max;
+    return setrlimit(RLIMIT_MEMLOCK, &rl) == 0;
+}
+
+static int ring_try(struct urt_loop *loop, unsigned entries, unsigned flags)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = flags | IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 2; /* completions may outnumber SQEs */
+    int err = io_uring_queue_init_params(entries, &loop->ring, &p);
+    if (err == 0) loop->ring_features = p.features;
+    return err;
 }
 
 static int ring_init(struct urt_loop *loop)
 {
-    /* SINGLE_ISSUER (6.0) and COOP_TASKRUN (5.19) cut the kernel's
-     * cross-thread signalling; both are hints, so older kernels that reject
-     * them get a plain ring.  A memlock-charged kernel (< 5.12) that cannot
-     * afford the full ring gets a smaller one: it works, just flushes more. */
-    static const unsigned flag_sets[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
-        IORING_SETUP_COOP_TASKRUN,
-        0,
-    };
-    int err = -EINVAL;
-    for (unsigned entries = RING_ENTRIES; entries >= 64; entries /= 8) {
-        for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
-            struct io_uring_params p;
-            memset(&p, 0, sizeof p);
-            p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
-            p.cq_entries = entries * 2; /* completions may outnumber SQEs */
-            err = io_uring_queue_init_params(entries, &loop->ring, &p);
-            if (err != -EINVAL) break;
+    /* SINGLE_ISSUER (6.0) and COOP_TASKRUN with TASKRUN_FLAG (5.19) cut the
+     * kernel's cross-thread signalling, and the flag tells us when
+     * completions wait for us to enter the kernel.  Each is a hint that
+     * older kernels reject with EINVAL, so they are dropped one by one. */
+    struct urt__features *f = &loop->features;
+    unsigned flags = 0;
+    if (urt__has(loop, URT__F_COOP_TASKRUN))
+        flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    if (urt__has(loop, URT__F_SINGLE_ISSUER)) flags |= IORING_SETUP_SINGLE_ISSUER;
+    unsigned entries = ring_entries();
+    int err;
+    for (;;) {
+        err = ring_try(loop, entries, flags);
+        if (err == -EINVAL && flags & IORING_SETUP_SINGLE_ISSUER) {
+            flags &= ~IORING_SETUP_SINGLE_ISSUER;
+            f->flags &= ~URT__F_SINGLE_ISSUER;
+        } else if (err == -EINVAL && flags) {
+            flags = 0;
+            f->flags &= ~URT__F_COOP_TASKRUN;
+        } else if (err == -ENOMEM && raise_memlock()) {
+            continue;
+        } else if (err == -ENOMEM && entries > 64) {
+            entries /= 8; /* smaller works, it just flushes more often */
+        } else {
+            break;
         }
-        if (err != -ENOMEM) break;
     }
     if (err) return err;
+    if (!(flags & IORING_SETUP_SINGLE_ISSUER)) f->flags &= ~URT__F_SINGLE_ISSUER;
+    if (!(flags & IORING_SETUP_COOP_TASKRUN)) f->flags &= ~URT__F_COOP_TASKRUN;
+    f->flags &= ~URT__F_DEFER_TASKRUN; /* not used yet */
+    urt__features_probe(f, &loop->ring);
+    if (!(loop->ring_features & IORING_FEAT_FAST_POLL)) f->flags &= ~URT__F_FAST_POLL;
+    /* Saves the kernel an fd lookup on every io_uring_enter (5.18). */
+    if (urt__has(loop, URT__F_REGISTERED_RING) && io_uring_register_ring_fd(&loop->ring) != 1)
+        f->flags &= ~URT__F_REGISTERED_RING;
     io_uring_ring_dontfork(&loop->ring);
     return 0;
 }
@@ -82,10 +117,16 @@ void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
 {
     loop->inflight--;
-    if (cqe->user_data == URT__UDATA_IGNORE) return;
-    struct urt__op *op = (struct urt__op *)(uintptr_t)cqe->user_data;
-    op->res = cqe->res;
+    uint64_t data = cqe->user_data;
+    if (data == URT__UDATA_IGNORE) return;
+    struct urt__op *op = (struct urt__op *)(uintptr_t)(data & ~(URT__UDATA_LINK | URT__UDATA_IGNORE));
+    if (data & URT__UDATA_LINK)
+        op->link_res = cqe->res;
+    else
+        op->res = cqe->res;
+    if (--op->pending) return;
     op->done = true;
+    urt__fd_unlink(loop, op);
     urt__make_ready(loop, op->task);
 }
 
@@ -120,6 +161,11 @@ static void submit_and_reap(struct urt_loop *loop, unsigned wait_nr)
         if (ret >= 0 || (ret != -EBUSY && ret != -EAGAIN && ret != -EINTR)) return;
         if (ret == -EINTR && wait_nr) return; /* the caller looks again */
     }
+}
+
+void urt__sq_reserve(struct urt_loop *loop, unsigned n)
+{
+    while (io_uring_sq_space_left(&loop->ring) < n) submit_and_reap(loop, 0);
 }
 
 struct io_uring_sqe *urt__get_sqe(struct urt_loop *loop)
@@ -194,6 +240,7 @@ int urt__op_wait(struct urt_loop *loop, struct urt__op *op)
 {
     struct urt__task *self = loop->current;
     op->task = self;
+    if (!op->pending) op->pending = 1;
     self->state = URT__WAITING;
     self->wait = URT__WAIT_OP;
     self->waiting_on.op = op;
@@ -211,7 +258,7 @@ int urt__op_wait(struct urt_loop *loop, struct urt__op *op)
  */
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
 {
-    if (op->done || op->cancel_sent) return;
+    if (op->done || op->cancel_sent || op->no_cancel) return;
     op->cancel_sent = true;
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
     if (op->is_timeout)
@@ -273,6 +320,7 @@ static void drive(struct urt_loop *loop)
 static void loop_destroy(struct urt_loop *loop)
 {
     urt__tasks_destroy(loop);
+    urt__fds_destroy(loop);
     urt__stacks_destroy(loop);
     io_uring_queue_exit(&loop->ring);
     urt__overflow_guard_stop(loop);
@@ -287,7 +335,7 @@ int urt_run(urt_fn main, void *arg, intptr_t *value)
     struct urt_loop *loop = calloc(1, sizeof *loop);
     if (!loop) return -ENOMEM;
     loop->page_size = (size_t)sysconf(_SC_PAGESIZE);
-    loop->guard_install = !features_off("guard_install");
+    urt__features_allowed(&loop->features);
     int err = ring_init(loop);
     if (err) {
         free(loop);

@@ -11,10 +11,7 @@
 
 #include "internal.h"
 
-/* A pending cancellation is delivered where a task suspends.  As in
- * asyncio, delivering it takes one trip through the ready queue: the tasks
- * already ready run first. */
-static int deliver_pending_cancel(struct urt_loop *loop, struct urt__task *self)
+int urt__deliver_pending_cancel(struct urt_loop *loop, struct urt__task *self)
 {
     self->cancel_pending = false;
     urt__make_ready(loop, self);
@@ -28,7 +25,7 @@ int urt_yield(void)
     struct urt_loop *loop = urt__running();
     if (!loop) return URT_ENOLOOP;
     struct urt__task *self = loop->current;
-    if (self->cancel_pending) return deliver_pending_cancel(loop, self);
+    if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
     urt__make_ready(loop, self);
     urt__suspend(loop);
     if (self->cancel_pending) {
@@ -44,13 +41,14 @@ int urt_sleep(uint64_t ns)
     struct urt_loop *loop = urt__running();
     if (!loop) return URT_ENOLOOP;
     struct urt__task *self = loop->current;
-    if (self->cancel_pending) return deliver_pending_cancel(loop, self);
+    if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
 
     /* Far-future deadlines are capped at about 292 years from boot. */
     uint64_t deadline = urt_now();
     deadline = ns > INT64_MAX - deadline ? INT64_MAX : deadline + ns;
     struct urt__op op = {
         .is_timeout = true,
+        .fd = -1,
         .ts = {.tv_sec = (long long)(deadline / URT_NS_PER_S),
                .tv_nsec = (long long)(deadline % URT_NS_PER_S)},
     };

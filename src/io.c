@@ -1,0 +1,393 @@
+/*
+ * The path every I/O call takes: one SQE (and its LINK_TIMEOUT when the call
+ * has a deadline), the task suspended until every CQE of it is in, and the
+ * result mapped the same way for all operations:
+ *
+ *   - the kernel's result passes through untouched: bytes, or -errno;
+ *   - data wins: an operation that completed, even in the instant it was
+ *     cancelled or timed out, returns its result, and a cancellation of the
+ *     task is then seen at its next suspension point;
+ *   - an operation cut short returns URT_ECANCELED (the task was cancelled),
+ *     URT_ETIMEDOUT (its deadline passed) or -EBADF (urt_close of its fd);
+ *   - -EAGAIN from a file that is O_NONBLOCK (a foreign library's socket)
+ *     means "not ready": urt waits for readiness with POLL_ADD and retries.
+ *
+ * Ops with an fd are kept in a per-fd list while in flight, because close()
+ * does not cancel them and the fd number may be reused at once: urt_close
+ * cancels them and waits until the kernel has let go of each.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "io.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define URT_MEMCHECK 1
+#endif
+#endif
+
+/* ---- the fd table ------------------------------------------------------ */
+
+static struct urt__fd *fd_entry(struct urt_loop *loop, int fd, bool grow)
+{
+    if ((size_t)fd >= loop->fds_cap) {
+        if (!grow) return NULL;
+        size_t cap = loop->fds_cap ? loop->fds_cap : 64;
+        while (cap <= (size_t)fd) cap *= 2;
+        struct urt__fd *fds = realloc(loop->fds, cap * sizeof *fds);
+        if (!fds) return NULL;
+        memset(fds + loop->fds_cap, 0, (cap - loop->fds_cap) * sizeof *fds);
+        loop->fds = fds;
+        loop->fds_cap = cap;
+    }
+    return &loop->fds[fd];
+}
+
+void urt__fd_link(struct urt_loop *loop, struct urt__op *op)
+{
+    struct urt__fd *e = op->fd >= 0 ? fd_entry(loop, op->fd, true) : NULL;
+    if (!e) {
+        /* No memory for the table: the op still works, only urt_close
+         * cannot see it.  Rare enough not to fail the call for. */
+        op->fd = -1;
+        return;
+    }
+    op->fd_prev = NULL;
+    op->fd_next = e->ops;
+    if (e->ops) e->ops->fd_prev = op;
+    e->ops = op;
+}
+
+void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op)
+{
+    if (op->fd < 0) return;
+    struct urt__fd *e = &loop->fds[op->fd];
+    if (op->fd_prev) op->fd_prev->fd_next = op->fd_next; else e->ops = op->fd_next;
+    if (op->fd_next) op->fd_next->fd_prev = op->fd_prev;
+    op->fd = -1;
+    if (!e->ops && e->closer) {
+        urt__make_ready(loop, e->closer);
+        e->closer = NULL;
+    }
+}
+
+void urt__fds_destroy(struct urt_loop *loop)
+{
+    free(loop->fds);
+    loop->fds = NULL;
+    loop->fds_cap = 0;
+}
+
+/* ---- one operation ----------------------------------------------------- */
+
+void urt__mark_defined(const void *buf, size_t len)
+{
+#ifdef URT_MEMCHECK
+    /* The kernel wrote it behind memcheck's back. */
+    VALGRIND_MAKE_MEM_DEFINED(buf, len);
+#else
+    (void)buf;
+    (void)len;
+#endif
+}
+
+uint64_t urt__deadline_after(uint64_t ns)
+{
+    uint64_t now = urt_now();
+    return ns > INT64_MAX - now ? INT64_MAX : now + ns;
+}
+
+static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)
+{
+    struct urt__task *self = loop->current;
+    struct urt__op op = {.fd = io->fd, .pending = io->deadline ? 2 : 1};
+    urt__sq_reserve(loop, op.pending);
+    struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    io->prep(sqe, io);
+    io_uring_sqe_set_data(sqe, &op);
+    if (io->deadline) {
+        sqe->flags |= IOSQE_IO_LINK;
+        op.ts.tv_sec = (long long)(io->deadline / URT_NS_PER_S);
+        op.ts.tv_nsec = (long long)(io->deadline % URT_NS_PER_S);
+        struct io_uring_sqe *timeout = urt__get_sqe(loop);
+        io_uring_prep_link_timeout(timeout, &op.ts, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(timeout, (uint64_t)(uintptr_t)&op | URT__UDATA_LINK);
+    }
+    urt__fd_link(loop, &op);
+    int res = urt__op_wait(loop, &op);
+    if (res != -ECANCELED && res != -EINTR) return res; /* data wins */
+    if (self->cancel_pending) {
+        self->cancel_pending = false;
+        return URT_ECANCELED;
+    }
+    if (op.fd_closed) return -EBADF;
+    if (io->deadline && op.link_res == -ETIME) return URT_ETIMEDOUT;
+    return res;
+}
+
+static void prep_poll(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    io_uring_prep_poll_add(sqe, io->fd, (unsigned)io->u.poll.events);
+}
+
+int urt__io(const struct urt__io *io)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *self = loop->current;
+    if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
+    for (;;) {
+        int res = submit_and_wait(loop, io);
+        if (res != -EAGAIN || !io->eagain_events) return res;
+        /* An O_NONBLOCK fd: io_uring honours the flag and does not wait. */
+        struct urt__io poll = {
+            .prep = prep_poll, .fd = io->fd, .deadline = io->deadline,
+            .u.poll.events = io->eagain_events,
+        };
+        res = submit_and_wait(loop, &poll);
+        if (res < 0) return res;
+    }
+}
+
+/* ---- readiness ----------------------------------------------------------- */
+
+int urt_poll_timeout(int fd, short events, uint64_t timeout_ns)
+{
+    if (fd < 0) return -EBADF;
+    struct urt__io io = {
+        .prep = prep_poll, .fd = fd, .u.poll.events = events,
+        .deadline = timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns),
+    };
+    return urt__io(&io);
+}
+
+int urt_poll(int fd, short events)
+{
+    return urt_poll_timeout(fd, events, URT_NO_TIMEOUT);
+}
+
+/* ---- close ----------------------------------------------------------------- */
+
+static void prep_close(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    io_uring_prep_close(sqe, io->fd);
+}
+
+int urt_close(int fd)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    if (fd < 0) return -EBADF;
+    struct urt__task *self = loop->current;
+    struct urt__fd *e = fd_entry(loop, fd, false);
+    if (e && e->ops) {
+        for (struct urt__op *op = e->ops; op; op = op->fd_next) op->fd_closed = true;
+        /* Cancelling reaps, and a reaped op leaves the list: walk a copy. */
+        size_t n = 0;
+        for (struct urt__op *op = e->ops; op; op = op->fd_next) n++;
+        struct urt__op **ops = n <= 16 ? (struct urt__op *[16]){0} : malloc(n * sizeof *ops);
+        if (ops) {
+            size_t i = 0;
+            for (struct urt__op *op = e->ops; op; op = op->fd_next) ops[i++] = op;
+            for (i = 0; i < n; i++) urt__op_cancel(loop, ops[i]);
+            if (n > 16) free(ops);
+        } else {
+            while (e->ops && !e->ops->cancel_sent) urt__op_cancel(loop, e->ops);
+        }
+        e = fd_entry(loop, fd, false); /* reaping never grows the table, but */
+        if (e->ops) {
+            e->closer = self;
+            self->state = URT__WAITING;
+            self->wait = URT__WAIT_DRAIN;
+            urt__suspend(loop);
+            self->wait = URT__WAIT_NONE;
+        }
+    }
+    /* A close always closes: a cancellation arriving now stays pending for
+     * the next suspension point rather than leaking the fd. */
+    if (!urt__has_op(loop, IORING_OP_CLOSE)) return close(fd) == 0 ? 0 : -errno;
+    struct urt__op op = {.fd = -1, .no_cancel = true};
+    struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    struct urt__io io = {.prep = prep_close, .fd = fd};
+    prep_close(sqe, &io);
+    io_uring_sqe_set_data(sqe, &op);
+    return urt__op_wait(loop, &op);
+}
+
+/* ---- read and write ---------------------------------------------------------- */
+
+#define AT_POSITION ((uint64_t)-1) /* io_uring: use and move the file position */
+
+/* io_uring lengths are 32-bit and results are int: a longer request is
+ * simply short, as read(2) may be. */
+unsigned urt__clamp_len(size_t len)
+{
+    return len > INT_MAX ? INT_MAX : (unsigned)len;
+}
+
+static void prep_rw(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    const struct urt__rw *rw = &io->u.rw;
+    struct urt_loop *loop = urt__loop;
+    bool write = rw->write;
+    /* READ/WRITE came in 5.6; before, the vectored form with one iovec. */
+    if (rw->iov || !urt__has_op(loop, write ? IORING_OP_WRITE : IORING_OP_READ)) {
+        const struct iovec *iov = rw->iov ? rw->iov : &rw->one;
+        unsigned n = rw->iov ? rw->iovcnt : 1;
+        if (write)
+            io_uring_prep_writev(sqe, io->fd, iov, n, rw->offset);
+        else
+            io_uring_prep_readv(sqe, io->fd, iov, n, rw->offset);
+    } else if (write) {
+        io_uring_prep_write(sqe, io->fd, rw->one.iov_base, (unsigned)rw->one.iov_len, rw->offset);
+    } else {
+        io_uring_prep_read(sqe, io->fd, rw->one.iov_base, (unsigned)rw->one.iov_len, rw->offset);
+    }
+}
+
+static void mark_read(const struct urt__rw *rw, ssize_t res)
+{
+    if (res <= 0 || rw->write) return;
+    if (!rw->iov) {
+        urt__mark_defined(rw->one.iov_base, (size_t)res);
+        return;
+    }
+    for (int i = 0; i < rw->iovcnt && res > 0; i++) {
+        size_t n = (size_t)res < rw->iov[i].iov_len ? (size_t)res : rw->iov[i].iov_len;
+        urt__mark_defined(rw->iov[i].iov_base, n);
+        res -= (ssize_t)n;
+    }
+}
+
+ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t len,
+                uint64_t offset, bool write, uint64_t timeout_ns)
+{
+    if (fd < 0) return -EBADF;
+    if (iov && (iovcnt < 0 || iovcnt > IOV_MAX)) return -EINVAL;
+    if (!iov && !buf && len) return -EFAULT;
+    struct urt__io io = {
+        .prep = prep_rw, .fd = fd,
+        .eagain_events = write ? POLLOUT : POLLIN,
+        .deadline = timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns),
+        .u.rw = {.iov = iov, .iovcnt = iovcnt, .one = {buf, urt__clamp_len(len)},
+                 .offset = offset, .write = write},
+    };
+    ssize_t res = urt__io(&io);
+    mark_read(&io.u.rw, res);
+    return res;
+}
+
+ssize_t urt_read(int fd, void *buf, size_t len)
+{
+    return urt__rw(fd, NULL, 0, buf, len, AT_POSITION, false, URT_NO_TIMEOUT);
+}
+ssize_t urt_read_timeout(int fd, void *buf, size_t len, uint64_t timeout_ns)
+{
+    return urt__rw(fd, NULL, 0, buf, len, AT_POSITION, false, timeout_ns);
+}
+ssize_t urt_write(int fd, const void *buf, size_t len)
+{
+    return urt__rw(fd, NULL, 0, (void *)buf, len, AT_POSITION, true, URT_NO_TIMEOUT);
+}
+ssize_t urt_write_timeout(int fd, const void *buf, size_t len, uint64_t timeout_ns)
+{
+    return urt__rw(fd, NULL, 0, (void *)buf, len, AT_POSITION, true, timeout_ns);
+}
+ssize_t urt_pread(int fd, void *buf, size_t len, uint64_t offset)
+{
+    if (offset > INT64_MAX) return -EINVAL;
+    return urt__rw(fd, NULL, 0, buf, len, offset, false, URT_NO_TIMEOUT);
+}
+ssize_t urt_pwrite(int fd, const void *buf, size_t len, uint64_t offset)
+{
+    if (offset > INT64_MAX) return -EINVAL;
+    return urt__rw(fd, NULL, 0, (void *)buf, len, offset, true, URT_NO_TIMEOUT);
+}
+ssize_t urt_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    return urt__rw(fd, iov, iovcnt, NULL, 0, AT_POSITION, false, URT_NO_TIMEOUT);
+}
+ssize_t urt_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    return urt__rw(fd, iov, iovcnt, NULL, 0, AT_POSITION, true, URT_NO_TIMEOUT);
+}
+ssize_t urt_preadv(int fd, const struct iovec *iov, int iovcnt, uint64_t offset)
+{
+    if (offset > INT64_MAX) return -EINVAL;
+    return urt__rw(fd, iov, iovcnt, NULL, 0, offset, false, URT_NO_TIMEOUT);
+}
+ssize_t urt_pwritev(int fd, const struct iovec *iov, int iovcnt, uint64_t offset)
+{
+    if (offset > INT64_MAX) return -EINVAL;
+    return urt__rw(fd, iov, iovcnt, NULL, 0, offset, true, URT_NO_TIMEOUT);
+}
+
+/* ---- whole transfers ---------------------------------------------------------- */
+
+enum step { STEP_READ, STEP_WRITE, STEP_SEND };
+
+static ssize_t step(enum step kind, int fd, char *buf, size_t len, uint64_t timeout_ns)
+{
+    switch (kind) {
+    case STEP_READ: return urt__rw(fd, NULL, 0, buf, len, AT_POSITION, false, timeout_ns);
+    case STEP_WRITE: return urt__rw(fd, NULL, 0, buf, len, AT_POSITION, true, timeout_ns);
+    default: return urt_send_timeout(fd, buf, len, 0, timeout_ns);
+    }
+}
+
+/* Loops over short transfers.  However it ends, *done says how many bytes
+ * moved, so a caller that retries neither loses nor repeats one. */
+static ssize_t transfer_all(enum step kind, int fd, void *buf, size_t len, uint64_t timeout_ns,
+                            size_t *done)
+{
+    uint64_t deadline = timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns);
+    size_t moved = 0;
+    ssize_t res = 0;
+    while (moved < len) {
+        uint64_t left = URT_NO_TIMEOUT;
+        if (deadline) {
+            uint64_t now = urt_now();
+            left = deadline > now ? deadline - now : 0;
+        }
+        res = step(kind, fd, (char *)buf + moved, len - moved, left);
+        if (res <= 0) break;
+        moved += (size_t)res;
+    }
+    if (done) *done = moved;
+    if (moved == len) return (ssize_t)len;
+    if (res == 0) return kind == STEP_READ ? -ENODATA : -EIO; /* the peer closed first */
+    return res;
+}
+
+ssize_t urt_read_exactly(int fd, void *buf, size_t len, size_t *done)
+{
+    return transfer_all(STEP_READ, fd, buf, len, URT_NO_TIMEOUT, done);
+}
+ssize_t urt_read_exactly_timeout(int fd, void *buf, size_t len, size_t *done, uint64_t timeout_ns)
+{
+    return transfer_all(STEP_READ, fd, buf, len, timeout_ns, done);
+}
+ssize_t urt_write_all(int fd, const void *buf, size_t len, size_t *done)
+{
+    return transfer_all(STEP_WRITE, fd, (void *)buf, len, URT_NO_TIMEOUT, done);
+}
+ssize_t urt_write_all_timeout(int fd, const void *buf, size_t len, size_t *done, uint64_t timeout_ns)
+{
+    return transfer_all(STEP_WRITE, fd, (void *)buf, len, timeout_ns, done);
+}
+ssize_t urt_send_all(int fd, const void *buf, size_t len, size_t *done)
+{
+    return transfer_all(STEP_SEND, fd, (void *)buf, len, URT_NO_TIMEOUT, done);
+}
+ssize_t urt_send_all_timeout(int fd, const void *buf, size_t len, size_t *done, uint64_t timeout_ns)
+{
+    return transfer_all(STEP_SEND, fd, (void *)buf, len, timeout_ns, done);
+}

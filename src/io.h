@@ -1,0 +1,48 @@
+/*
+ * The I/O core (io.c) as the operation files (file.c, net.c) use it: an
+ * operation is a prep function and its arguments; urt__io() submits it,
+ * suspends the task, and maps the result the same way for every operation.
+ */
+#ifndef URT_IO_H
+#define URT_IO_H
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "internal.h"
+
+struct urt__io;
+typedef void (*urt__prep_fn)(struct io_uring_sqe *sqe, const struct urt__io *io);
+
+struct urt__rw {
+    const struct iovec *iov; /* NULL: the single buffer in one */
+    int iovcnt;
+    struct iovec one;
+    uint64_t offset; /* (uint64_t)-1: the file position */
+    bool write;
+};
+
+struct urt__io {
+    urt__prep_fn prep;
+    int fd;              /* the fd the op works on (fd table, polling), or -1 */
+    short eagain_events; /* POLLIN/POLLOUT: -EAGAIN means "wait and retry" */
+    uint64_t deadline;   /* absolute CLOCK_MONOTONIC ns for LINK_TIMEOUT, or 0 */
+    union {
+        struct urt__rw rw;
+        struct { short events; } poll;
+        const void *args; /* any other operation's own argument struct */
+    } u;
+};
+
+/* Runs one operation to its end; see io.c for how results are mapped. */
+int urt__io(const struct urt__io *io);
+ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t len,
+                uint64_t offset, bool write, uint64_t timeout_ns);
+/* The absolute deadline timeout_ns from now (saturating). */
+uint64_t urt__deadline_after(uint64_t timeout_ns);
+/* io_uring lengths are 32-bit: longer requests are just short. */
+unsigned urt__clamp_len(size_t len);
+/* Tells valgrind's memcheck the kernel filled buf (a no-op otherwise). */
+void urt__mark_defined(const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * Sockets: each call one SQE through the I/O core (io.c).  SOCKET (5.19)
+ * and SHUTDOWN (5.11) fall back to their system calls, which do not block;
+ * SEND and RECV (5.6) to SENDMSG and RECVMSG when masked off for tests.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static uint64_t deadline_of(uint64_t timeout_ns)
+{
+    return timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns);
+}
+
+/* ---- socket, shutdown ------------------------------------------------------- */
+
+struct socket_args {
+    int domain, type, protocol;
+};
+
+static void prep_socket(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    const struct socket_args *a = io->u.args;
+    io_uring_prep_socket(sqe, a->domain, a->type, a->protocol, 0);
+}
+
+int urt_socket(int domain, int type, int protocol)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    if (!urt__has_op(loop, IORING_OP_SOCKET)) {
+        int fd = socket(domain, type, protocol);
+        return fd >= 0 ? fd : -errno;
+    }
+    struct socket_args a = {domain, type, protocol};
+    struct urt__io io = {.prep = prep_socket, .fd = -1, .u.args = &a};
+    return urt__io(&io);
+}
+
+static void prep_shutdown(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    io_uring_prep_shutdown(sqe, io->fd, *(const int *)io->u.args);
+}
+
+int urt_shutdown(int fd, int how)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    if (fd < 0) return -EBADF;
+    if (!urt__has_op(loop, IORING_OP_SHUTDOWN)) return shutdown(fd, how) == 0 ? 0 : -errno;
+    struct urt__io io = {.prep = prep_shutdown, .fd = fd, .u.args = &how};
+    return urt__io(&io);
+}
+
+/* ---- accept, connect -------------------------------------------------------- */
+
+struct accept_args {
+    struct sockaddr *addr;
+    socklen_t *addrlen;
+    int flags;
+};
+
+static void prep_accept(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    const struct accept_args *a = io->u.args;
+    io_uring_prep_accept(sqe, io->fd, a->addr, a->addrlen, a->flags);
+}
+
+int urt_accept_timeout(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                       uint64_t timeout_ns)
+{
+    if (fd < 0) return -EBADF;
+    if (addr && !addrlen) return -EINVAL;
+    struct accept_args a = {addr, addr ? addrlen : NULL, flags};
+    struct urt__io io = {.prep = prep_accept, .fd = fd, .eagain_events = POLLIN,
+                         .deadline = deadline_of(timeout_ns), .u.args = &a};
+    int res = urt__io(&io);
+    if (res >= 0 && addr) urt__mark_defined(addr, *addrlen);
+    return res;
+}
+
+int urt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
+{
+    return urt_accept_timeout(fd, addr, addrlen, flags, URT_NO_TIMEOUT);
+}
+
+struct connect_args {
+    const struct sockaddr *addr;
+    socklen_t addrlen;
+};
+
+static void prep_connect(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    const struct connect_args *a = io->u.args;
+    io_uring_prep_connect(sqe, io->fd, a->addr, a->addrlen);
+}
+
+int urt_connect_timeout(int fd, const struct sockaddr *addr, socklen_t addrlen, uint64_t timeout_ns)
+{
+    if (fd < 0) return -EBADF;
+    if (!addr) return -EFAULT;
+    uint64_t deadline = deadline_of(timeout_ns);
+    struct connect_args a = {addr, addrlen};
+    struct urt__io io = {.prep = prep_connect, .fd = fd, .deadline = deadline, .u.args = &a};
+    int res = urt__io(&io);
+    if (res != -EINPROGRESS && res != -EALREADY) return res;
+    /* An O_NONBLOCK socket: the handshake goes on; its end is POLLOUT, and
+     * its outcome is SO_ERROR. */
+    uint64_t left = URT_NO_TIMEOUT;
+    if (deadline) {
+        uint64_t now = urt_now();
+        left = deadline > now ? deadline - now : 0;
+    }
+    res = urt_poll_timeout(fd, POLLOUT, left);
+    if (res < 0) return res;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+    return -err;
+}
+
+int urt_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    return urt_connect_timeout(fd, addr, addrlen, URT_NO_TIMEOUT);
+}
+
+/* ---- send, recv, and their msg forms ------------------------------------------ */
+
+struct msg_args {
+    struct msghdr *msg;
+    struct msghdr own; /* send/recv without their opcodes: one iovec */
+    struct iovec iov;
+    void *buf;
+    unsigned len;
+    int flags;
+    bool send;
+};
+
+static void prep_msg(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    const struct msg_args *a = io->u.args;
+    if (a->send)
+        io_uring_prep_sendmsg(sqe, io->fd, a->msg, (unsigned)a->flags);
+    else
+        io_uring_prep_recvmsg(sqe, io->fd, a->msg, (unsigned)a->flags);
+}
+
+static void prep_buf(struct io_uring_sqe *sqe, const struct urt__io *io)
+{
+    const struct msg_args *a = io->u.args;
+    if (a->send)
+        io_uring_prep_send(sqe, io->fd, a->buf, a->len, a->flags);
+    else
+        io_uring_prep_recv(sqe, io->fd, a->buf, a->len, a->flags);
+}
+
+static ssize_t transfer(int fd, struct msg_args *a, uint64_t timeout_ns)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    if (fd < 0) return -EBADF;
+    if (a->send) a->flags |= MSG_NOSIGNAL; /* -EPIPE, never a signal */
+    struct urt__io io = {.prep = prep_msg, .fd = fd, .eagain_events = a->send ? POLLOUT : POLLIN,
+                         .deadline = deadline_of(timeout_ns), .u.args = a};
+    if (!a->msg) {
+        if (!a->buf && a->len) return -EFAULT;
+        if (urt__has_op(loop, a->send ? IORING_OP_SEND : IORING_OP_RECV)) {
+            io.prep = prep_buf;
+        } else {
+            a->iov = (struct iovec){a->buf, a->len};
+            a->own = (struct msghdr){.msg_iov = &a->iov, .msg_iovlen = 1};
+            a->msg = &a->own;
+        }
+    }
+    ssize_t res = urt__io(&io);
+    if (res > 0 && !a->send) {
+        if (!a->msg) {
+            urt__mark_defined(a->buf, (size_t)res);
+        } else {
+            size_t left = (size_t)res;
+            for (size_t i = 0; i < a->msg->msg_iovlen && left; i++) {
+                size_t n = left < a->msg->msg_iov[i].iov_len ? left : a->msg->msg_iov[i].iov_len;
+                urt__mark_defined(a->msg->msg_iov[i].iov_base, n);
+                left -= n;
+            }
+        }
+    }
+    return res;
+}
+
+ssize_t urt_recv_timeout(int fd, void *buf, size_t len, int flags, uint64_t timeout_ns)
+{
+    struct msg_args a = {.buf = buf, .len = urt__clamp_len(len), .flags = flags};
+    return transfer(fd, &a, timeout_ns);
+}
+ssize_t urt_recv(int fd, void *buf, size_t len, int flags)
+{
+    return urt_recv_timeout(fd, buf, len, flags, URT_NO_TIMEOUT);
+}
+ssize_t urt_send_timeout(int fd, const void *buf, size_t len, int flags, uint64_t timeout_ns)
+{
+    struct msg_args a = {.buf = (void *)buf, .len = urt__clamp_len(len), .flags = flags, .send = true};
+    return transfer(fd, &a, timeout_ns);
+}
+ssize_t urt_send(int fd, const void *buf, size_t len, int flags)
+{
+    return urt_send_timeout(fd, buf, len, flags, URT_NO_TIMEOUT);
+}
+ssize_t urt_recvmsg_timeout(int fd, struct msghdr *msg, int flags, uint64_t timeout_ns)
+{
+    if (!msg) return -EFAULT;
+    struct msg_args a = {.msg = msg, .flags = flags};
+    return transfer(fd, &a, timeout_ns);
+}
+ssize_t urt_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    return urt_recvmsg_timeout(fd, msg, flags, URT_NO_TIMEOUT);
+}
+ssize_t urt_sendmsg_timeout(int fd, const struct msghdr *msg, int flags, uint64_t timeout_ns)
+{
+    if (!msg) return -EFAULT;
+    struct msg_args a = {.msg = (struct msghdr *)msg, .flags = flags, .send = true};
+    return transfer(fd, &a, timeout_ns);
+}
+ssize_t urt_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return urt_sendmsg_timeout(fd, msg, flags, URT_NO_TIMEOUT);
+}
+
+/* ---- TCP helpers ---------------------------------------------------------------- */
+
+/* "a.b.c.d:port" or "[v6]:port", numeric only: names need a resolver on a
+ * thread, which is not here yet. */
+static int parse_hostport(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
+{
+    if (!hostport) return -EINVAL;
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || colon == hostport || !colon[1]) return -EINVAL;
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || port > 65535) return -EINVAL;
+    char host[INET6_ADDRSTRLEN];
+    size_t hlen = (size_t)(colon - hostport);
+    const char *h = hostport;
+    if (h[0] == '[') {
+        if (hlen < 2 || h[hlen - 1] != ']') return -EINVAL;
+        h++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof host) return -EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (hostport[0] != '[' && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *len = sizeof *in4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *in6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int urt_tcp_listen(const char *hostport, int backlog)
+{
+    if (!urt__running()) return URT_ENOLOOP;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int err = parse_hostport(hostport, &ss, &len);
+    if (err) return err;
+    int fd = urt_socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    int one = 1;
+    /* bind and listen have opcodes only from 6.11, and never wait. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 ||
+        listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
+        err = -errno;
+        close(fd); /* nothing in flight on it yet */
+        return err;
+    }
+    return fd;
+}
+
+int urt_tcp_connect_timeout(const char *hostport, uint64_t timeout_ns)
+{
+    if (!urt__running()) return URT_ENOLOOP;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int err = parse_hostport(hostport, &ss, &len);
+    if (err) return err;
+    int fd = urt_socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fd;
+    err = urt_connect_timeout(fd, (struct sockaddr *)&ss, len, timeout_ns);
+    if (err) {
+        urt_close(fd);
+        return err;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+int urt_tcp_connect(const char *hostport)
+{
+    return urt_tcp_connect_timeout(hostport, URT_NO_TIMEOUT);
+}
