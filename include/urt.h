@@ -360,6 +360,16 @@ URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
 
 #define URT_NO_TIMEOUT UINT64_MAX
 
+/*
+ * Describes what the running loop uses, for logs and bug reports: a
+ * space-separated list of the io_uring features in use (coop_taskrun,
+ * single_issuer, defer_taskrun, registered_ring, fast_poll, guard_install
+ * ...) followed by the fallbacks taken (op_socket->socket(2) ...).  Writes
+ * at most size bytes including the NUL, like snprintf, and returns the
+ * length of the whole description, or URT_ENOLOOP / -EFAULT.
+ */
+URT_API int urt_features(char *buf, size_t size);
+
 struct statx; /* <sys/stat.h> with _GNU_SOURCE, or <linux/stat.h> */
 
 /*

@@ -47,7 +47,6 @@ struct urt__features {
 void urt__features_allowed(struct urt__features *f);
 /* Adds the opcodes the ring's kernel supports and the mask allows. */
 void urt__features_probe(struct urt__features *f, struct io_uring *ring);
-const char *urt__feature_name(unsigned bit);
 
 /* ---- fibers (fiber.c, switch_x86_64.S) -------------------------------- */
 
@@ -326,6 +325,8 @@ void urt__fd_link(struct urt_loop *loop, struct urt__op *op);
 void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op);
 void urt__fds_destroy(struct urt_loop *loop);
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
+/* Hands the prepared SQEs to the kernel now and reaps what completed. */
+void urt__submit_now(struct urt_loop *loop);
 void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to);
 
 #endif

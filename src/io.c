@@ -181,6 +181,16 @@ static void prep_close(struct io_uring_sqe *sqe, const struct urt__io *io)
     io_uring_prep_close(sqe, io->fd);
 }
 
+/* 5.19: one request cancels every op on the fd. */
+static void cancel_all_on_fd(struct urt_loop *loop, int fd, struct urt__fd *e)
+{
+    for (struct urt__op *op = e->ops; op; op = op->fd_next) op->cancel_sent = true;
+    struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
+    urt__submit_now(loop);
+}
+
 int urt_close(int fd)
 {
     struct urt_loop *loop = urt__running();
@@ -188,21 +198,23 @@ int urt_close(int fd)
     if (fd < 0) return -EBADF;
     struct urt__task *self = loop->current;
     struct urt__fd *e = fd_entry(loop, fd, false);
+    if (e && e->closer) return -EBADF; /* another task is closing it already */
     if (e && e->ops) {
         for (struct urt__op *op = e->ops; op; op = op->fd_next) op->fd_closed = true;
-        /* Cancelling reaps, and a reaped op leaves the list: walk a copy. */
-        size_t n = 0;
-        for (struct urt__op *op = e->ops; op; op = op->fd_next) n++;
-        struct urt__op **ops = n <= 16 ? (struct urt__op *[16]){0} : malloc(n * sizeof *ops);
-        if (ops) {
-            size_t i = 0;
-            for (struct urt__op *op = e->ops; op; op = op->fd_next) ops[i++] = op;
-            for (i = 0; i < n; i++) urt__op_cancel(loop, ops[i]);
-            if (n > 16) free(ops);
+        if (urt__has(loop, URT__F_CANCEL_FD)) {
+            cancel_all_on_fd(loop, fd, e);
         } else {
-            while (e->ops && !e->ops->cancel_sent) urt__op_cancel(loop, e->ops);
+            /* One cancel per op.  Cancelling reaps, and a reaped op leaves
+             * the list, so the walk restarts at the first op not yet sent. */
+            for (struct urt__op *op = e->ops; op;) {
+                if (op->cancel_sent) {
+                    op = op->fd_next;
+                    continue;
+                }
+                urt__op_cancel(loop, op);
+                op = e->ops;
+            }
         }
-        e = fd_entry(loop, fd, false); /* reaping never grows the table, but */
         if (e->ops) {
             e->closer = self;
             self->state = URT__WAITING;

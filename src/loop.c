@@ -71,11 +71,18 @@ static int ring_init(struct urt_loop *loop)
     if (urt__has(loop, URT__F_COOP_TASKRUN))
         flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     if (urt__has(loop, URT__F_SINGLE_ISSUER)) flags |= IORING_SETUP_SINGLE_ISSUER;
+    /* DEFER_TASKRUN (6.1) runs completion work only when this thread asks
+     * for events, in a batch, instead of interrupting it: every submit here
+     * asks for events, and TASKRUN_FLAG says when the turn poll must. */
+    if (urt__has(loop, URT__F_DEFER_TASKRUN) && flags & IORING_SETUP_SINGLE_ISSUER)
+        flags |= IORING_SETUP_DEFER_TASKRUN;
     unsigned entries = ring_entries();
     int err;
     for (;;) {
         err = ring_try(loop, entries, flags);
-        if (err == -EINVAL && flags & IORING_SETUP_SINGLE_ISSUER) {
+        if (err == -EINVAL && flags & IORING_SETUP_DEFER_TASKRUN) {
+            flags &= ~IORING_SETUP_DEFER_TASKRUN;
+        } else if (err == -EINVAL && flags & IORING_SETUP_SINGLE_ISSUER) {
             flags &= ~IORING_SETUP_SINGLE_ISSUER;
             f->flags &= ~URT__F_SINGLE_ISSUER;
         } else if (err == -EINVAL && flags) {
@@ -92,7 +99,7 @@ static int ring_init(struct urt_loop *loop)
     if (err) return err;
     if (!(flags & IORING_SETUP_SINGLE_ISSUER)) f->flags &= ~URT__F_SINGLE_ISSUER;
     if (!(flags & IORING_SETUP_COOP_TASKRUN)) f->flags &= ~URT__F_COOP_TASKRUN;
-    f->flags &= ~URT__F_DEFER_TASKRUN; /* not used yet */
+    if (!(flags & IORING_SETUP_DEFER_TASKRUN)) f->flags &= ~URT__F_DEFER_TASKRUN;
     urt__features_probe(f, &loop->ring);
     if (!(loop->ring_features & IORING_FEAT_FAST_POLL)) f->flags &= ~URT__F_FAST_POLL;
     /* Saves the kernel an fd lookup on every io_uring_enter (5.18). */
@@ -266,6 +273,11 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
     else
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
+    submit_and_reap(loop, 0);
+}
+
+void urt__submit_now(struct urt_loop *loop)
+{
     submit_and_reap(loop, 0);
 }
 

@@ -11,6 +11,8 @@
  * would take where the kernel lacks a feature.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,10 +48,25 @@ static const struct {
     {URT__F_SINGLE_ISSUER, 600, "single_issuer"},
     {URT__F_DEFER_TASKRUN, 601, "defer_taskrun"},
     {URT__F_REGISTERED_RING, 518, "registered_ring"},
-    {URT__F_MULTISHOT_ACCEPT, 519, "multishot_accept"},
     {URT__F_CANCEL_FD, 519, "cancel_fd"},
     {URT__F_GUARD_INSTALL, 613, "guard_install"},
     {URT__F_FAST_POLL, 507, "fast_poll"},
+};
+
+/* The opcodes with a fallback, named as URT_FEATURES_OFF names them. */
+static const struct {
+    unsigned char op;
+    const char *name;
+    const char *fallback;
+} fallbacks[] = {
+    {IORING_OP_READ, "op_read", "readv"},       {IORING_OP_WRITE, "op_write", "writev"},
+    {IORING_OP_SEND, "op_send", "sendmsg"},     {IORING_OP_RECV, "op_recv", "recvmsg"},
+    {IORING_OP_OPENAT, "op_openat", "openat(2)"}, {IORING_OP_CLOSE, "op_close", "close(2)"},
+    {IORING_OP_STATX, "op_statx", "statx(2)"},  {IORING_OP_SHUTDOWN, "op_shutdown", "shutdown(2)"},
+    {IORING_OP_RENAMEAT, "op_renameat", "renameat2(2)"},
+    {IORING_OP_UNLINKAT, "op_unlinkat", "unlinkat(2)"},
+    {IORING_OP_MKDIRAT, "op_mkdirat", "mkdirat(2)"},
+    {IORING_OP_SOCKET, "op_socket", "socket(2)"},
 };
 
 static bool listed(const char *list, const char *name)
@@ -97,22 +114,38 @@ void urt__features_probe(struct urt__features *f, struct io_uring *ring)
     if (probe) io_uring_free_probe(probe);
     /* Opcodes by name, for tests that take away one fallback at a time. */
     if (off) {
-        static const struct { unsigned char op; const char *name; } names[] = {
-            {IORING_OP_SOCKET, "op_socket"},     {IORING_OP_SHUTDOWN, "op_shutdown"},
-            {IORING_OP_RENAMEAT, "op_renameat"}, {IORING_OP_UNLINKAT, "op_unlinkat"},
-            {IORING_OP_MKDIRAT, "op_mkdirat"},   {IORING_OP_STATX, "op_statx"},
-            {IORING_OP_OPENAT, "op_openat"},     {IORING_OP_CLOSE, "op_close"},
-            {IORING_OP_READ, "op_read"},         {IORING_OP_WRITE, "op_write"},
-            {IORING_OP_SEND, "op_send"},         {IORING_OP_RECV, "op_recv"},
-        };
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (listed(off, names[i].name)) f->ops[names[i].op / 64] &= ~(1ull << (names[i].op % 64));
+        for (size_t i = 0; i < sizeof fallbacks / sizeof fallbacks[0]; i++)
+            if (listed(off, fallbacks[i].name))
+                f->ops[fallbacks[i].op / 64] &= ~(1ull << (fallbacks[i].op % 64));
     }
 }
 
-const char *urt__feature_name(unsigned bit)
+static size_t put(char *buf, size_t size, size_t at, const char *s)
 {
-    for (size_t i = 0; i < sizeof feature_versions / sizeof feature_versions[0]; i++)
-        if (feature_versions[i].bit == bit) return feature_versions[i].name;
-    return "?";
+    for (; *s; s++, at++)
+        if (at + 1 < size) buf[at] = *s;
+    if (size) buf[at < size ? at : size - 1] = '\0';
+    return at;
+}
+
+int urt_features(char *buf, size_t size)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    if (!buf && size) return -EFAULT;
+    const struct urt__features *f = &loop->features;
+    size_t at = put(buf, size, 0, "");
+    for (size_t i = 0; i < sizeof feature_versions / sizeof feature_versions[0]; i++) {
+        if (!(f->flags & feature_versions[i].bit)) continue;
+        at = put(buf, size, at, at ? " " : "");
+        at = put(buf, size, at, feature_versions[i].name);
+    }
+    for (size_t i = 0; i < sizeof fallbacks / sizeof fallbacks[0]; i++) {
+        if (urt__has_op(loop, fallbacks[i].op)) continue;
+        at = put(buf, size, at, at ? " " : "");
+        at = put(buf, size, at, fallbacks[i].name);
+        at = put(buf, size, at, "->");
+        at = put(buf, size, at, fallbacks[i].fallback);
+    }
+    return at > INT_MAX ? INT_MAX : (int)at;
 }
