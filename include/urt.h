@@ -334,8 +334,12 @@ URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
  * Each call suspends the calling task on one io_uring operation and
  * returns what the kernel returned: a byte count, an fd, 0, or a negative
  * errno (-ECONNRESET, -EPIPE, -EBADF ...), exactly as the system call of the
- * same name would have, and never raising SIGPIPE.  Calls made outside a
- * task return URT_ENOLOOP.
+ * same name would have.  Calls made outside a task return URT_ENOLOOP.
+ *
+ * SIGPIPE.  A write to a pipe or socket whose reader is gone returns -EPIPE
+ * and never kills the process: sends add MSG_NOSIGNAL, and while a loop
+ * runs its thread keeps SIGPIPE blocked (the mask is restored, and a
+ * SIGPIPE the writes left pending discarded, when urt_run returns).
  *
  * Cancellation.  A task cancelled while it waits in an I/O call gets
  * URT_ECANCELED, and when the call returns the kernel has let go of the

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <liburing.h>
+#include <signal.h>
 
 #include "urt.h"
 
@@ -116,11 +117,14 @@ enum urt__wait {
     URT__WAIT_TASK,   /* urt_task_await: waiting_on.task */
     URT__WAIT_GATHER, /* urt_gather: waiting_on.gather */
     URT__WAIT_DRAIN,  /* urt_close: the fd's ops to end; not cancellable */
+    URT__WAIT_ACCEPT, /* a listener's multishot accept: waiting_on.accept */
 };
 
 struct urt__op;
 struct urt__gather;
 struct urt__waiter;
+struct urt__accept_waiter;
+struct urt__acceptor;
 
 struct urt__task {
     struct urt__ctx ctx;
@@ -135,6 +139,7 @@ struct urt__task {
         struct urt__op *op;
         struct urt__task *task;
         struct urt__gather *gather;
+        struct urt__accept_waiter *accept;
     } waiting_on;
     uint64_t number;     /* N of the default name "Task-N" */
     uint64_t visit_mark; /* cycle search epoch */
@@ -220,6 +225,7 @@ struct urt__op {
     bool is_timeout;       /* cancelled with TIMEOUT_REMOVE, not ASYNC_CANCEL */
     bool no_cancel;        /* close: finishes by itself, promptly */
     bool fd_closed;        /* cancelled by urt_close of its fd */
+    unsigned char udata_tag; /* low bits of its user_data: URT__UDATA_MULTI */
     int fd;                /* in the fd table while pending, or -1 */
     struct urt__op *fd_prev, *fd_next;
     struct __kernel_timespec ts;
@@ -228,13 +234,17 @@ struct urt__op {
 /* user_data of SQEs whose completion nobody waits for (cancel requests).
  * Odd, so never an op's address; liburing itself reserves -1. */
 #define URT__UDATA_IGNORE 1ull
-/* Low bit set on an op's address: the CQE of its linked timeout. */
+/* Low bits set on an op's address: the CQE of its linked timeout, or one
+ * of the many CQEs of a listener's multishot accept. */
 #define URT__UDATA_LINK 2ull
+#define URT__UDATA_MULTI 4ull
+#define URT__UDATA_TAGS 7ull
 
 /* Ops in flight on one fd, so that closing it can cancel them first. */
 struct urt__fd {
     struct urt__op *ops;
     struct urt__task *closer; /* waiting in urt_close for ops to end */
+    struct urt__acceptor *acceptor; /* a listener's multishot accept (net.c) */
 };
 
 struct urt__slot {
@@ -279,6 +289,7 @@ struct urt_loop {
     struct urt__slab *slabs;
     size_t page_size;
 
+    sigset_t saved_sigmask; /* the thread's, restored when the run ends */
     void *altstack;     /* ours, if the thread had none */
     size_t altstack_size;
 #ifdef URT_ASAN
@@ -324,6 +335,14 @@ static inline bool urt__has(const struct urt_loop *loop, unsigned flag)
 void urt__fd_link(struct urt_loop *loop, struct urt__op *op);
 void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op);
 void urt__fds_destroy(struct urt_loop *loop);
+/* multishot accept (net.c) */
+void urt__acceptor_cqe(struct urt_loop *loop, struct urt__op *op, int res, unsigned flags);
+void urt__acceptor_cancel_waiter(struct urt_loop *loop, struct urt__task *t);
+/* urt_close of a listener: stop handing out connections, wake waiters. */
+void urt__acceptor_closing(struct urt_loop *loop, struct urt__acceptor *acc);
+void urt__acceptor_free(struct urt__acceptor *acc);
+/* End of the loop: no task is left to accept, so disarm every listener. */
+void urt__acceptors_stop(struct urt_loop *loop);
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
 /* Hands the prepared SQEs to the kernel now and reaps what completed. */
 void urt__submit_now(struct urt_loop *loop);

@@ -36,7 +36,7 @@
 
 /* ---- the fd table ------------------------------------------------------ */
 
-static struct urt__fd *fd_entry(struct urt_loop *loop, int fd, bool grow)
+struct urt__fd *urt__fd_entry(struct urt_loop *loop, int fd, bool grow)
 {
     if ((size_t)fd >= loop->fds_cap) {
         if (!grow) return NULL;
@@ -53,7 +53,7 @@ static struct urt__fd *fd_entry(struct urt_loop *loop, int fd, bool grow)
 
 void urt__fd_link(struct urt_loop *loop, struct urt__op *op)
 {
-    struct urt__fd *e = op->fd >= 0 ? fd_entry(loop, op->fd, true) : NULL;
+    struct urt__fd *e = op->fd >= 0 ? urt__fd_entry(loop, op->fd, true) : NULL;
     if (!e) {
         /* No memory for the table: the op still works, only urt_close
          * cannot see it.  Rare enough not to fail the call for. */
@@ -79,8 +79,17 @@ void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op)
     }
 }
 
+void urt__acceptors_stop(struct urt_loop *loop)
+{
+    for (size_t fd = 0; fd < loop->fds_cap; fd++) {
+        struct urt__acceptor *acc = loop->fds[fd].acceptor;
+        if (acc) urt__acceptor_closing(loop, acc);
+    }
+}
+
 void urt__fds_destroy(struct urt_loop *loop)
 {
+    for (size_t fd = 0; fd < loop->fds_cap; fd++) urt__acceptor_free(loop->fds[fd].acceptor);
     free(loop->fds);
     loop->fds = NULL;
     loop->fds_cap = 0;
@@ -197,8 +206,9 @@ int urt_close(int fd)
     if (!loop) return URT_ENOLOOP;
     if (fd < 0) return -EBADF;
     struct urt__task *self = loop->current;
-    struct urt__fd *e = fd_entry(loop, fd, false);
+    struct urt__fd *e = urt__fd_entry(loop, fd, false);
     if (e && e->closer) return -EBADF; /* another task is closing it already */
+    if (e && e->acceptor) urt__acceptor_closing(loop, e->acceptor);
     if (e && e->ops) {
         for (struct urt__op *op = e->ops; op; op = op->fd_next) op->fd_closed = true;
         if (urt__has(loop, URT__F_CANCEL_FD)) {
@@ -222,6 +232,10 @@ int urt_close(int fd)
             urt__suspend(loop);
             self->wait = URT__WAIT_NONE;
         }
+    }
+    if (e && e->acceptor) {
+        urt__acceptor_free(e->acceptor);
+        e->acceptor = NULL;
     }
     /* A close always closes: a cancellation arriving now stays pending for
      * the next suspension point rather than leaking the fd. */

@@ -34,6 +34,8 @@ struct urt__io {
     } u;
 };
 
+/* The fd's entry in the fd table, grown to hold it if grow. */
+struct urt__fd *urt__fd_entry(struct urt_loop *loop, int fd, bool grow);
 /* Runs one operation to its end; see io.c for how results are mapped. */
 int urt__io(const struct urt__io *io);
 ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t len,

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -123,10 +124,16 @@ void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
 
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
 {
-    loop->inflight--;
     uint64_t data = cqe->user_data;
+    struct urt__op *op = (struct urt__op *)(uintptr_t)(data & ~URT__UDATA_TAGS);
+    if (data & URT__UDATA_MULTI) {
+        /* One SQE, many CQEs: in flight until the one without F_MORE. */
+        if (!(cqe->flags & IORING_CQE_F_MORE)) loop->inflight--;
+        urt__acceptor_cqe(loop, op, cqe->res, cqe->flags);
+        return;
+    }
+    loop->inflight--;
     if (data == URT__UDATA_IGNORE) return;
-    struct urt__op *op = (struct urt__op *)(uintptr_t)(data & ~(URT__UDATA_LINK | URT__UDATA_IGNORE));
     if (data & URT__UDATA_LINK)
         op->link_res = cqe->res;
     else
@@ -271,7 +278,7 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
     if (op->is_timeout)
         io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)op, 0);
     else
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | op->udata_tag, 0);
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
     submit_and_reap(loop, 0);
 }
@@ -325,8 +332,37 @@ static void drive(struct urt_loop *loop)
         }
         submit_and_reap(loop, 1);
     }
-    /* Cancel requests whose completion is still out. */
+    /* Listeners still armed, and cancel requests whose completion is out. */
+    urt__acceptors_stop(loop);
     while (loop->inflight) submit_and_reap(loop, 1);
+}
+
+/*
+ * A write to a pipe or socket whose reader is gone raises SIGPIPE, whose
+ * default action kills the process: a server must not die because a client
+ * left.  Sends add MSG_NOSIGNAL, but pipes have no such flag, so the loop's
+ * thread keeps SIGPIPE blocked while the loop runs, and the write returns
+ * -EPIPE.  What the writes left pending is consumed before the thread's
+ * mask is restored, unless the thread blocked SIGPIPE itself.
+ */
+static void sigpipe_block(struct urt_loop *loop)
+{
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &loop->saved_sigmask);
+}
+
+static void sigpipe_restore(struct urt_loop *loop)
+{
+    if (!sigismember(&loop->saved_sigmask, SIGPIPE)) {
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        const struct timespec now = {0, 0};
+        while (sigtimedwait(&pipe_only, NULL, &now) == SIGPIPE) {}
+    }
+    pthread_sigmask(SIG_SETMASK, &loop->saved_sigmask, NULL);
 }
 
 static void loop_destroy(struct urt_loop *loop)
@@ -371,6 +407,7 @@ int urt_run(urt_fn main, void *arg, intptr_t *value)
     }
 #endif
     urt__loop = loop;
+    sigpipe_block(loop);
 
     urt_task handle;
     err = urt__task_spawn(loop, &handle, main, arg, NULL);
@@ -380,6 +417,7 @@ int urt_run(urt_fn main, void *arg, intptr_t *value)
         err = URT_IS_ERROR(loop->main_result) ? (int)loop->main_result : 0;
         if (!err && value) *value = loop->main_result;
     }
+    sigpipe_restore(loop);
     urt__loop = NULL;
     loop_destroy(loop);
     return err;
