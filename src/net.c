@@ -333,7 +333,10 @@ static ssize_t transfer(int fd, struct msg_args *a, uint64_t timeout_ns)
     if (!loop) return URT_ENOLOOP;
     if (fd < 0) return -EBADF;
     if (a->send) a->flags |= MSG_NOSIGNAL; /* -EPIPE, never a signal */
-    struct urt__io io = {.prep = prep_msg, .fd = fd, .eagain_events = a->send ? POLLOUT : POLLIN,
+    /* -EAGAIN means "wait for readiness" only when the caller did not ask
+     * not to wait. */
+    short ready = a->flags & MSG_DONTWAIT ? 0 : a->send ? POLLOUT : POLLIN;
+    struct urt__io io = {.prep = prep_msg, .fd = fd, .eagain_events = ready,
                          .deadline = deadline_of(timeout_ns), .u.args = a};
     if (!a->msg) {
         if (!a->buf && a->len) return -EFAULT;
