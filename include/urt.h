@@ -397,7 +397,7 @@ URT_API int urt_close(int fd);
 
 /* Files.  Paths are relative to the working directory; the *at forms take a
  * directory fd or AT_FDCWD.  Return values as the system calls': an fd, 0,
- * or -errno. */
+ * or -errno.  urt_open and urt_openat add O_CLOEXEC, as for sockets. */
 URT_API int urt_open(const char *path, int flags, mode_t mode);
 URT_API int urt_openat(int dirfd, const char *path, int flags, mode_t mode);
 URT_API int urt_fsync(int fd);
@@ -417,7 +417,9 @@ URT_API int urt_mkdirat(int dirfd, const char *path, mode_t mode);
  * urt_writev: files, pipes, sockets, ttys) or at an offset (the p- forms).
  * Return the byte count (0 at end of file), or -errno, URT_ECANCELED,
  * URT_ETIMEDOUT, URT_ENOLOOP.  A transfer may be short, as with the system
- * calls; lengths above INT_MAX are shortened to it.
+ * calls; lengths above INT_MAX are shortened to it.  One difference: on a
+ * pipe, socket or other stream the p- forms ignore the offset, as io_uring
+ * does, where pread(2) would fail with -ESPIPE.
  */
 URT_API ssize_t urt_read(int fd, void *buf, size_t len);
 URT_API ssize_t urt_read_timeout(int fd, void *buf, size_t len, uint64_t timeout_ns);
@@ -450,9 +452,11 @@ URT_API ssize_t urt_send_all(int fd, const void *buf, size_t len, size_t *done);
 URT_API ssize_t urt_send_all_timeout(int fd, const void *buf, size_t len, size_t *done,
                                      uint64_t timeout_ns);
 
-/* Sockets.  As the system calls (flags too: pass SOCK_CLOEXEC in type or
- * flags for close-on-exec fds); every send adds MSG_NOSIGNAL.  urt_accept
- * stores the peer's address when addr is not NULL (addrlen then in/out). */
+/* Sockets.  As the system calls, except that every send adds MSG_NOSIGNAL
+ * and that new fds are close-on-exec (SOCK_CLOEXEC is added to urt_socket's
+ * type and urt_accept's flags), as libuv and Go make them: clear FD_CLOEXEC
+ * with fcntl for an fd a child must inherit.  urt_accept stores the peer's
+ * address when addr is not NULL (addrlen then in/out). */
 URT_API int urt_socket(int domain, int type, int protocol);
 URT_API int urt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 URT_API int urt_accept_timeout(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,

@@ -77,6 +77,7 @@ static int syscall_result(int ret)
 
 int urt_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
+    flags |= O_CLOEXEC; /* as for sockets: no fd leaks into an exec'd child */
     struct path_args a = {.dirfd = dirfd, .path = path, .flags = flags, .mode = mode};
     int res;
     if (path_op(IORING_OP_OPENAT, prep_openat, &a, &res) == 0) return res;

@@ -32,7 +32,6 @@ enum {
     URT__F_SINGLE_ISSUER = 1u << 1,
     URT__F_DEFER_TASKRUN = 1u << 2,
     URT__F_REGISTERED_RING = 1u << 3,
-    URT__F_MULTISHOT_ACCEPT = 1u << 4,
     URT__F_CANCEL_FD = 1u << 5,
     URT__F_GUARD_INSTALL = 1u << 6,
     URT__F_FAST_POLL = 1u << 7,
@@ -117,14 +116,12 @@ enum urt__wait {
     URT__WAIT_TASK,   /* urt_task_await: waiting_on.task */
     URT__WAIT_GATHER, /* urt_gather: waiting_on.gather */
     URT__WAIT_DRAIN,  /* urt_close: the fd's ops to end; not cancellable */
-    URT__WAIT_ACCEPT, /* a listener's multishot accept: waiting_on.accept */
 };
 
 struct urt__op;
 struct urt__gather;
 struct urt__waiter;
-struct urt__accept_waiter;
-struct urt__acceptor;
+
 
 struct urt__task {
     struct urt__ctx ctx;
@@ -139,7 +136,6 @@ struct urt__task {
         struct urt__op *op;
         struct urt__task *task;
         struct urt__gather *gather;
-        struct urt__accept_waiter *accept;
     } waiting_on;
     uint64_t number;     /* N of the default name "Task-N" */
     uint64_t visit_mark; /* cycle search epoch */
@@ -225,7 +221,6 @@ struct urt__op {
     bool is_timeout;       /* cancelled with TIMEOUT_REMOVE, not ASYNC_CANCEL */
     bool no_cancel;        /* close: finishes by itself, promptly */
     bool fd_closed;        /* cancelled by urt_close of its fd */
-    unsigned char udata_tag; /* low bits of its user_data: URT__UDATA_MULTI */
     int fd;                /* in the fd table while pending, or -1 */
     struct urt__op *fd_prev, *fd_next;
     struct __kernel_timespec ts;
@@ -234,17 +229,13 @@ struct urt__op {
 /* user_data of SQEs whose completion nobody waits for (cancel requests).
  * Odd, so never an op's address; liburing itself reserves -1. */
 #define URT__UDATA_IGNORE 1ull
-/* Low bits set on an op's address: the CQE of its linked timeout, or one
- * of the many CQEs of a listener's multishot accept. */
+/* Low bit set on an op's address: the CQE of its linked timeout. */
 #define URT__UDATA_LINK 2ull
-#define URT__UDATA_MULTI 4ull
-#define URT__UDATA_TAGS 7ull
 
 /* Ops in flight on one fd, so that closing it can cancel them first. */
 struct urt__fd {
     struct urt__op *ops;
     struct urt__task *closer; /* waiting in urt_close for ops to end */
-    struct urt__acceptor *acceptor; /* a listener's multishot accept (net.c) */
 };
 
 struct urt__slot {
@@ -283,6 +274,7 @@ struct urt_loop {
 
     struct urt__fd *fds;
     size_t fds_cap;
+    size_t fds_limit; /* RLIMIT_NOFILE as last read: no fd is above it */
     struct urt__features features;
 
     struct urt__stack_pool pools[URT_STACK_CLASSES];
@@ -335,14 +327,7 @@ static inline bool urt__has(const struct urt_loop *loop, unsigned flag)
 void urt__fd_link(struct urt_loop *loop, struct urt__op *op);
 void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op);
 void urt__fds_destroy(struct urt_loop *loop);
-/* multishot accept (net.c) */
-void urt__acceptor_cqe(struct urt_loop *loop, struct urt__op *op, int res, unsigned flags);
-void urt__acceptor_cancel_waiter(struct urt_loop *loop, struct urt__task *t);
-/* urt_close of a listener: stop handing out connections, wake waiters. */
-void urt__acceptor_closing(struct urt_loop *loop, struct urt__acceptor *acc);
-void urt__acceptor_free(struct urt__acceptor *acc);
-/* End of the loop: no task is left to accept, so disarm every listener. */
-void urt__acceptors_stop(struct urt_loop *loop);
+
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
 /* Hands the prepared SQEs to the kernel now and reaps what completed. */
 void urt__submit_now(struct urt_loop *loop);

@@ -124,16 +124,10 @@ void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
 
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
 {
-    uint64_t data = cqe->user_data;
-    struct urt__op *op = (struct urt__op *)(uintptr_t)(data & ~URT__UDATA_TAGS);
-    if (data & URT__UDATA_MULTI) {
-        /* One SQE, many CQEs: in flight until the one without F_MORE. */
-        if (!(cqe->flags & IORING_CQE_F_MORE)) loop->inflight--;
-        urt__acceptor_cqe(loop, op, cqe->res, cqe->flags);
-        return;
-    }
     loop->inflight--;
+    uint64_t data = cqe->user_data;
     if (data == URT__UDATA_IGNORE) return;
+    struct urt__op *op = (struct urt__op *)(uintptr_t)(data & ~URT__UDATA_LINK);
     if (data & URT__UDATA_LINK)
         op->link_res = cqe->res;
     else
@@ -278,7 +272,7 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
     if (op->is_timeout)
         io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)op, 0);
     else
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | op->udata_tag, 0);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
     submit_and_reap(loop, 0);
 }
@@ -332,8 +326,7 @@ static void drive(struct urt_loop *loop)
         }
         submit_and_reap(loop, 1);
     }
-    /* Listeners still armed, and cancel requests whose completion is out. */
-    urt__acceptors_stop(loop);
+    /* Cancel requests whose completion is still out. */
     while (loop->inflight) submit_and_reap(loop, 1);
 }
 

@@ -6,8 +6,6 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -39,6 +37,7 @@ int urt_socket(int domain, int type, int protocol)
 {
     struct urt_loop *loop = urt__running();
     if (!loop) return URT_ENOLOOP;
+    type |= SOCK_CLOEXEC; /* an exec'd child must not inherit connections */
     if (!urt__has_op(loop, IORING_OP_SOCKET)) {
         int fd = socket(domain, type, protocol);
         return fd >= 0 ? fd : -errno;
@@ -65,163 +64,6 @@ int urt_shutdown(int fd, int how)
 
 /* ---- accept, connect -------------------------------------------------------- */
 
-/*
- * Multishot accept (5.19): one SQE per listener keeps accepting, each
- * connection a CQE, instead of one SQE per accept.  It belongs to the
- * listener, not to a task: tasks in urt_accept wait on it in FIFO order,
- * connections nobody waits for queue up for the next urt_accept, and a
- * waiter that is cancelled holds no kernel op, so it leaves at once and a
- * connection arriving afterwards goes to the next caller, never astray.
- * Used for the common call: no peer address wanted (the kernel has one
- * address buffer per SQE), no deadline, a blocking listener.
- */
-#define REARM INT_MIN /* the multishot ended: look again */
-
-struct urt__accept_waiter {
-    struct urt__accept_waiter *next;
-    struct urt__acceptor *acceptor;
-    struct urt__task *task;
-    int result;
-};
-
-struct urt__acceptor {
-    struct urt__op op; /* the multishot SQE, in the fd's op list while armed */
-    int flags;         /* accept4 flags it was armed with */
-    bool armed, closing;
-    struct urt__accept_waiter *head, *tail;
-    int *queue; /* accepted, not yet taken: a ring of cap */
-    size_t first, count, cap;
-};
-
-static void waiter_wake(struct urt_loop *loop, struct urt__accept_waiter *w, int result)
-{
-    w->result = result;
-    urt__make_ready(loop, w->task);
-}
-
-static struct urt__accept_waiter *waiter_pop(struct urt__acceptor *acc)
-{
-    struct urt__accept_waiter *w = acc->head;
-    if (w && !(acc->head = w->next)) acc->tail = NULL;
-    return w;
-}
-
-static bool queue_push(struct urt__acceptor *acc, int fd)
-{
-    if (acc->count == acc->cap) {
-        size_t cap = acc->cap ? acc->cap * 2 : 16;
-        int *q = malloc(cap * sizeof *q);
-        if (!q) return false;
-        for (size_t i = 0; i < acc->count; i++) q[i] = acc->queue[(acc->first + i) % acc->cap];
-        free(acc->queue);
-        acc->queue = q;
-        acc->first = 0;
-        acc->cap = cap;
-    }
-    acc->queue[(acc->first + acc->count++) % acc->cap] = fd;
-    return true;
-}
-
-void urt__acceptor_cqe(struct urt_loop *loop, struct urt__op *op, int res, unsigned flags)
-{
-    struct urt__acceptor *acc = (struct urt__acceptor *)op;
-    if (res >= 0) {
-        struct urt__accept_waiter *w = acc->closing ? NULL : waiter_pop(acc);
-        if (w)
-            waiter_wake(loop, w, res);
-        else if (acc->closing || !queue_push(acc, res))
-            close(res); /* nobody will take it: the peer sees it closed */
-    }
-    if (flags & IORING_CQE_F_MORE) return;
-    acc->armed = false;
-    op->done = true;
-    urt__fd_unlink(loop, op);
-    /* The kernel stopped it (an error, or a full CQ): the first waiter gets
-     * a real error, the others arm it again. */
-    int err = res < 0 && res != -ECANCELED ? res : REARM;
-    for (struct urt__accept_waiter *w; (w = waiter_pop(acc)); err = REARM) waiter_wake(loop, w, err);
-}
-
-void urt__acceptor_cancel_waiter(struct urt_loop *loop, struct urt__task *t)
-{
-    struct urt__accept_waiter *w = t->waiting_on.accept;
-    struct urt__acceptor *acc = w->acceptor;
-    struct urt__accept_waiter **p = &acc->head, *prev = NULL;
-    while (*p && *p != w) prev = *p, p = &(*p)->next;
-    if (!*p) return;
-    *p = w->next;
-    if (acc->tail == w) acc->tail = prev;
-    waiter_wake(loop, w, URT_ECANCELED);
-}
-
-void urt__acceptor_closing(struct urt_loop *loop, struct urt__acceptor *acc)
-{
-    acc->closing = true;
-    for (struct urt__accept_waiter *w; (w = waiter_pop(acc));) waiter_wake(loop, w, -EBADF);
-    if (acc->armed) urt__op_cancel(loop, &acc->op);
-}
-
-void urt__acceptor_free(struct urt__acceptor *acc)
-{
-    if (!acc) return;
-    for (size_t i = 0; i < acc->count; i++) close(acc->queue[(acc->first + i) % acc->cap]);
-    free(acc->queue);
-    free(acc);
-}
-
-static void arm(struct urt_loop *loop, struct urt__acceptor *acc, int fd)
-{
-    acc->op = (struct urt__op){.fd = fd, .udata_tag = URT__UDATA_MULTI};
-    struct io_uring_sqe *sqe = urt__get_sqe(loop);
-    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, acc->flags);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&acc->op | URT__UDATA_MULTI);
-    urt__fd_link(loop, &acc->op);
-    acc->armed = true;
-}
-
-/* The listener's acceptor, made on first use; NULL when multishot does not
- * fit this call (then single-shot accept does the work). */
-static struct urt__acceptor *acceptor_for(struct urt_loop *loop, int fd, int flags)
-{
-    if (!urt__has(loop, URT__F_MULTISHOT_ACCEPT)) return NULL;
-    struct urt__fd *e = urt__fd_entry(loop, fd, true);
-    if (!e || e->closer) return NULL;
-    if (e->acceptor) return e->acceptor->flags == flags ? e->acceptor : NULL;
-    /* An O_NONBLOCK listener would end the multishot with -EAGAIN. */
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fl & O_NONBLOCK) return NULL;
-    struct urt__acceptor *acc = calloc(1, sizeof *acc);
-    if (!acc) return NULL;
-    acc->flags = flags;
-    e->acceptor = acc;
-    return acc;
-}
-
-static int accept_multishot(struct urt_loop *loop, struct urt__acceptor *acc, int fd)
-{
-    struct urt__task *self = loop->current;
-    if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
-    for (;;) {
-        if (acc->count) { /* one is waiting already: no need to suspend */
-            acc->count--;
-            return acc->queue[acc->first++ % acc->cap];
-        }
-        if (!acc->armed) arm(loop, acc, fd);
-        struct urt__accept_waiter w = {.acceptor = acc, .task = self};
-        if (acc->tail) acc->tail->next = &w; else acc->head = &w;
-        acc->tail = &w;
-        self->state = URT__WAITING;
-        self->wait = URT__WAIT_ACCEPT;
-        self->waiting_on.accept = &w;
-        urt__suspend(loop);
-        self->wait = URT__WAIT_NONE;
-        if (w.result == URT_ECANCELED) self->cancel_pending = false;
-        if (w.result != REARM) return w.result; /* a connection wins over a
-                                                  * cancel that came after */
-        if (acc->closing) return -EBADF;
-    }
-}
-
 struct accept_args {
     struct sockaddr *addr;
     socklen_t *addrlen;
@@ -237,14 +79,9 @@ static void prep_accept(struct io_uring_sqe *sqe, const struct urt__io *io)
 int urt_accept_timeout(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
                        uint64_t timeout_ns)
 {
-    struct urt_loop *loop = urt__running();
-    if (!loop) return URT_ENOLOOP;
     if (fd < 0) return -EBADF;
     if (addr && !addrlen) return -EINVAL;
-    struct urt__acceptor *acc;
-    if (!addr && timeout_ns == URT_NO_TIMEOUT && (acc = acceptor_for(loop, fd, flags)))
-        return accept_multishot(loop, acc, fd);
-    struct accept_args a = {addr, addr ? addrlen : NULL, flags};
+    struct accept_args a = {addr, addr ? addrlen : NULL, flags | SOCK_CLOEXEC};
     struct urt__io io = {.prep = prep_accept, .fd = fd, .eagain_events = POLLIN,
                          .deadline = deadline_of(timeout_ns), .u.args = &a};
     int res = urt__io(&io);
@@ -451,7 +288,7 @@ int urt_tcp_listen(const char *hostport, int backlog)
     socklen_t len;
     int err = parse_hostport(hostport, &ss, &len);
     if (err) return err;
-    int fd = urt_socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = urt_socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
     int one = 1;
     /* bind and listen have opcodes only from 6.11, and never wait. */
@@ -472,7 +309,7 @@ int urt_tcp_connect_timeout(const char *hostport, uint64_t timeout_ns)
     socklen_t len;
     int err = parse_hostport(hostport, &ss, &len);
     if (err) return err;
-    int fd = urt_socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = urt_socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0) return fd;
     err = urt_connect_timeout(fd, (struct sockaddr *)&ss, len, timeout_ns);
     if (err) {

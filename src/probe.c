@@ -48,7 +48,6 @@ static const struct {
     {URT__F_SINGLE_ISSUER, 600, "single_issuer"},
     {URT__F_DEFER_TASKRUN, 601, "defer_taskrun"},
     {URT__F_REGISTERED_RING, 518, "registered_ring"},
-    {URT__F_MULTISHOT_ACCEPT, 519, "multishot_accept"},
     {URT__F_CANCEL_FD, 519, "cancel_fd"},
     {URT__F_GUARD_INSTALL, 613, "guard_install"},
     {URT__F_FAST_POLL, 507, "fast_poll"},

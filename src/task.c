@@ -289,10 +289,6 @@ void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
         case URT__WAIT_TASK:
             if (search_push(loop, &len, t->waiting_on.task)) t->cancel_pending = true;
             break;
-        case URT__WAIT_ACCEPT:
-            /* It holds no kernel op: the listener's multishot does. */
-            urt__acceptor_cancel_waiter(loop, t);
-            break;
         case URT__WAIT_GATHER:
             t->waiting_on.gather->cancel_requested = true;
             if (urt__gather_push_children(loop, t->waiting_on.gather, &len))
