@@ -235,9 +235,14 @@ int urt_close(int fd)
             e->closer = self;
             self->state = URT__WAITING;
             self->wait = URT__WAIT_DRAIN;
-            urt__suspend(loop);
-            self->wait = URT__WAIT_NONE;
+        } else {
+            /* All ended inside the cancel request itself; their tasks are
+             * queued.  Either way the close returns after they have seen
+             * their -EBADF, so it goes behind them. */
+            urt__make_ready(loop, self);
         }
+        urt__suspend(loop);
+        self->wait = URT__WAIT_NONE;
     }
     /* A close always closes: a cancellation arriving now stays pending for
      * the next suspension point rather than leaking the fd. */

@@ -134,8 +134,10 @@ static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
         op->res = cqe->res;
     if (--op->pending) return;
     op->done = true;
-    urt__fd_unlink(loop, op);
+    /* The op's own task first: a urt_close waiting for this fd's last op
+     * must return after the calls it ended, not before. */
     urt__make_ready(loop, op->task);
+    urt__fd_unlink(loop, op);
 }
 
 /* Read straight off the shared ring: the common case, nothing there, costs
