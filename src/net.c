@@ -281,21 +281,26 @@ static int parse_hostport(const char *hostport, struct sockaddr_storage *ss, soc
     return -EINVAL;
 }
 
-int urt_tcp_listen(const char *hostport, int backlog)
+/* A TCP socket of the family hostport names: its fd, or the error. */
+static int tcp_socket(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
 {
     if (!urt__running()) return URT_ENOLOOP;
+    int err = parse_hostport(hostport, ss, len);
+    return err ? err : urt_socket(ss->ss_family, SOCK_STREAM, 0);
+}
+
+int urt_tcp_listen(const char *hostport, int backlog)
+{
     struct sockaddr_storage ss;
     socklen_t len;
-    int err = parse_hostport(hostport, &ss, &len);
-    if (err) return err;
-    int fd = urt_socket(ss.ss_family, SOCK_STREAM, 0);
+    int fd = tcp_socket(hostport, &ss, &len);
     if (fd < 0) return fd;
     int one = 1;
     /* bind and listen have opcodes only from 6.11, and never wait. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, (struct sockaddr *)&ss, len) != 0 ||
         listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0) {
-        err = -errno;
+        int err = -errno;
         close(fd); /* nothing in flight on it yet */
         return err;
     }
@@ -304,14 +309,11 @@ int urt_tcp_listen(const char *hostport, int backlog)
 
 int urt_tcp_connect_timeout(const char *hostport, uint64_t timeout_ns)
 {
-    if (!urt__running()) return URT_ENOLOOP;
     struct sockaddr_storage ss;
     socklen_t len;
-    int err = parse_hostport(hostport, &ss, &len);
-    if (err) return err;
-    int fd = urt_socket(ss.ss_family, SOCK_STREAM, 0);
+    int fd = tcp_socket(hostport, &ss, &len);
     if (fd < 0) return fd;
-    err = urt_connect_timeout(fd, (struct sockaddr *)&ss, len, timeout_ns);
+    int err = urt_connect_timeout(fd, (struct sockaddr *)&ss, len, timeout_ns);
     if (err) {
         urt_close(fd);
         return err;
