@@ -163,7 +163,8 @@ int urt__io(const struct urt__io *io)
     for (;;) {
         int res = submit_and_wait(loop, io);
         if (res != -EAGAIN || !io->eagain_events) return res;
-        /* An O_NONBLOCK fd: io_uring honours the flag and does not wait. */
+        /* An O_NONBLOCK fd io_uring would not wait on: pipes, and on older
+         * kernels sockets too (6.x arms its own poll for sockets). */
         struct urt__io poll = {
             .prep = prep_poll, .fd = io->fd, .deadline = io->deadline,
             .u.poll.events = io->eagain_events,
