@@ -236,6 +236,7 @@ struct urt__op {
 struct urt__fd {
     struct urt__op *ops;
     struct urt__task *closer; /* waiting in urt_close for ops to end */
+    bool closing;             /* urt_close under way: no new op may start */
 };
 
 struct urt__slot {

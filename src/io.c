@@ -124,6 +124,9 @@ uint64_t urt__deadline_after(uint64_t ns)
 static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)
 {
     struct urt__task *self = loop->current;
+    /* An op started while urt_close waits for the fd's last ones would
+     * outlive the close: it fails now, as it would a moment later. */
+    if (io->fd >= 0 && (size_t)io->fd < loop->fds_cap && loop->fds[io->fd].closing) return -EBADF;
     struct urt__op op = {.fd = io->fd, .pending = io->deadline ? 2 : 1};
     urt__sq_reserve(loop, op.pending);
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
@@ -215,8 +218,9 @@ int urt_close(int fd)
     if (fd < 0) return -EBADF;
     struct urt__task *self = loop->current;
     struct urt__fd *e = urt__fd_entry(loop, fd, false);
-    if (e && e->closer) return -EBADF; /* another task is closing it already */
+    if (e && e->closing) return -EBADF; /* another task is closing it already */
     if (e && e->ops) {
+        e->closing = true;
         for (struct urt__op *op = e->ops; op; op = op->fd_next) op->fd_closed = true;
         if (urt__has(loop, URT__F_CANCEL_FD)) {
             cancel_all_on_fd(loop, fd, e);
@@ -244,6 +248,8 @@ int urt_close(int fd)
         }
         urt__suspend(loop);
         self->wait = URT__WAIT_NONE;
+        /* Other tasks may have grown (moved) the table meanwhile. */
+        urt__fd_entry(loop, fd, false)->closing = false;
     }
     /* A close always closes: a cancellation arriving now stays pending for
      * the next suspension point rather than leaking the fd. */
