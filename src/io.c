@@ -166,8 +166,8 @@ int urt__io(const struct urt__io *io)
     for (;;) {
         int res = submit_and_wait(loop, io);
         if (res != -EAGAIN || !io->eagain_events) return res;
-        /* An O_NONBLOCK fd io_uring would not wait on: pipes, and on older
-         * kernels sockets too (6.x arms its own poll for sockets). */
+        /* An O_NONBLOCK fd the kernel did not wait on.  io_uring on 6.x waits
+         * on pipes and sockets by itself; older kernels honour the flag. */
         struct urt__io poll = {
             .prep = prep_poll, .fd = io->fd, .deadline = io->deadline,
             .u.poll.events = io->eagain_events,
@@ -392,6 +392,8 @@ static ssize_t step(enum step kind, int fd, char *buf, size_t len, uint64_t time
 static ssize_t transfer_all(enum step kind, int fd, void *buf, size_t len, uint64_t timeout_ns,
                             size_t *done)
 {
+    if (done) *done = 0;
+    if (!buf && len) return -EFAULT;
     uint64_t deadline = timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns);
     size_t moved = 0;
     ssize_t res = 0;
