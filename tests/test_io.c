@@ -26,15 +26,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "masks.h"
 #include "internal.h" /* the loop's feature table: did the mask take effect */
 
 /* ---- feature masks ----------------------------------------------------- */
-
-struct mask {
-    const char *var, *value; /* environment for the run; NULL: none */
-    unsigned char gone[8];   /* opcodes the mask must have taken away */
-    unsigned ngone;
-};
 
 static const struct mask masks[] = {
     {NULL, NULL, {IORING_OP_NOP}, 0},
@@ -60,8 +55,6 @@ static const struct mask masks[] = {
 };
 #define NMASKS (sizeof masks / sizeof masks[0])
 
-static const struct mask *mask_now = &masks[0];
-
 /* Called first by every masked task: the run really uses the mask (and the
  * unmasked run really has the opcodes, or it would test nothing new). */
 static void check_mask(void)
@@ -69,65 +62,18 @@ static void check_mask(void)
     struct urt_loop *loop = urt__loop;
     EXPECT(loop != NULL);
     if (!loop) return;
-    for (unsigned i = 0; i < mask_now->ngone; i++)
-        EXPECT_EQ(urt__has_op(loop, mask_now->gone[i]), 0);
-    if (!mask_now->var && !getenv("URT_KERNEL") && !getenv("URT_FEATURES_OFF")) {
+    const struct mask *m = mask_now ? mask_now : &masks[0];
+    for (unsigned i = 0; i < m->ngone; i++) EXPECT_EQ(urt__has_op(loop, m->gone[i]), 0);
+    if (!m->var && !getenv("URT_KERNEL") && !getenv("URT_FEATURES_OFF")) {
         EXPECT_EQ(urt__has_op(loop, IORING_OP_READ), 1);
         EXPECT_EQ(urt__has_op(loop, IORING_OP_WRITE), 1);
         EXPECT_EQ(urt__has_op(loop, IORING_OP_CLOSE), 1);
     }
 }
 
-/* The mask's variable is set for the run and given back its old value
- * after (the kernels tier of `make test` sets URT_KERNEL for the whole
- * binary). */
-static char *env_saved;
-
-static void mask_apply(const struct mask *m)
-{
-    mask_now = m;
-    if (!m->var) return;
-    const char *old = getenv(m->var);
-    env_saved = old ? strdup(old) : NULL;
-    setenv(m->var, m->value, 1);
-}
-
-static void mask_restore(const struct mask *m)
-{
-    mask_now = &masks[0];
-    if (!m->var) return;
-    if (env_saved)
-        setenv(m->var, env_saved, 1);
-    else
-        unsetenv(m->var);
-    free(env_saved);
-    env_saved = NULL;
-}
-
-/* urt_run under one mask.  The environment is restored before anything is
- * asserted, so that a failure cannot leak the mask into the next test; the
- * run must give back every fd and mapping (as run_checked). */
 static void run_one(const struct mask *m, urt_fn fn, void *arg)
 {
-    trace_reset();
-    task_failure[0] = 0;
-    mask_apply(m);
-    int fds = count_open_fds();
-    int maps = count_mappings();
-    intptr_t value = -1;
-    int rc = urt_run(fn, arg, &value);
-    int fds_after = count_open_fds();
-    int maps_after = count_mappings();
-    mask_restore(m);
-    if (rc != 0 || value != 0 || task_failure[0] || fds_after != fds)
-        print_error("run with %s=%s: rc %d value %ld, fds %d -> %d\n",
-                    m->var ? m->var : "(no mask)", m->value ? m->value : "", rc,
-                    (long)value, fds, fds_after);
-    assert_no_task_failure();
-    assert_int_equal(rc, 0);
-    assert_int_equal(value, 0);
-    assert_int_equal(fds_after, fds);
-    if (mappings_are_comparable()) assert_true(maps_after <= maps);
+    run_masked(m, fn, arg);
 }
 
 static void run_main(urt_fn fn, void *arg)

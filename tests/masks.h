@@ -1,0 +1,72 @@
+/*
+ * Running a test's main under a feature mask (URT_KERNEL=5.6,
+ * URT_FEATURES_OFF=...), so that the fallback paths run on this kernel.
+ * Each test file lists its own masks and what each must take away.
+ */
+#ifndef URT_TEST_MASKS_H
+#define URT_TEST_MASKS_H
+
+#include "harness.h"
+
+struct mask {
+    const char *var, *value; /* environment for the run; NULL: none */
+    unsigned char gone[8];   /* opcodes the mask must have taken away */
+    unsigned ngone;
+};
+
+/* The mask of the run under way; NULL when unmasked. */
+static const struct mask *mask_now;
+
+/* The mask's variable is set for the run and given back its old value
+ * after (the kernels tier of `make test` sets URT_KERNEL for the whole
+ * binary). */
+static char *mask_env_saved;
+
+static inline void mask_apply(const struct mask *m)
+{
+    mask_now = m;
+    if (!m->var) return;
+    const char *old = getenv(m->var);
+    mask_env_saved = old ? strdup(old) : NULL;
+    setenv(m->var, m->value, 1);
+}
+
+static inline void mask_restore(const struct mask *m)
+{
+    mask_now = NULL;
+    if (!m->var) return;
+    if (mask_env_saved)
+        setenv(m->var, mask_env_saved, 1);
+    else
+        unsetenv(m->var);
+    free(mask_env_saved);
+    mask_env_saved = NULL;
+}
+
+/* urt_run under one mask.  The environment is restored before anything is
+ * asserted, so that a failure cannot leak the mask into the next test; the
+ * run must give back every fd and mapping (as run_checked). */
+static inline void run_masked(const struct mask *m, urt_fn fn, void *arg)
+{
+    trace_reset();
+    task_failure[0] = 0;
+    mask_apply(m);
+    int fds = count_open_fds();
+    int maps = count_mappings();
+    intptr_t value = -1;
+    int rc = urt_run(fn, arg, &value);
+    int fds_after = count_open_fds();
+    int maps_after = count_mappings();
+    mask_restore(m);
+    if (rc != 0 || value != 0 || task_failure[0] || fds_after != fds)
+        print_error("run with %s=%s: rc %d value %ld, fds %d -> %d\n",
+                    m->var ? m->var : "(no mask)", m->value ? m->value : "", rc,
+                    (long)value, fds, fds_after);
+    assert_no_task_failure();
+    assert_int_equal(rc, 0);
+    assert_int_equal(value, 0);
+    assert_int_equal(fds_after, fds);
+    if (mappings_are_comparable()) assert_true(maps_after <= maps);
+}
+
+#endif
