@@ -324,6 +324,14 @@ static inline bool urt__has(const struct urt_loop *loop, unsigned flag)
 {
     return loop->features.flags & flag;
 }
+/* Deadlines: absolute CLOCK_MONOTONIC ns, as IORING_TIMEOUT_ABS takes them.
+ * The deadline ns from now, saturating far in the future (time.c). */
+uint64_t urt__deadline_after(uint64_t ns);
+/* The deadline of a call's timeout_ns, 0 for URT_NO_TIMEOUT. */
+uint64_t urt__deadline_of(uint64_t timeout_ns);
+/* What is left until deadline (0 once passed); URT_NO_TIMEOUT for none (0). */
+uint64_t urt__time_left(uint64_t deadline);
+struct __kernel_timespec urt__timespec(uint64_t ns);
 /* fd table (io.c) */
 void urt__fd_link(struct urt_loop *loop, struct urt__op *op);
 void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op);

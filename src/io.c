@@ -115,12 +115,6 @@ void urt__mark_defined(const void *buf, size_t len)
 #endif
 }
 
-uint64_t urt__deadline_after(uint64_t ns)
-{
-    uint64_t now = urt_now();
-    return ns > INT64_MAX - now ? INT64_MAX : now + ns;
-}
-
 static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)
 {
     struct urt__task *self = loop->current;
@@ -134,8 +128,7 @@ static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)
     io_uring_sqe_set_data(sqe, &op);
     if (io->deadline) {
         sqe->flags |= IOSQE_IO_LINK;
-        op.ts.tv_sec = (long long)(io->deadline / URT_NS_PER_S);
-        op.ts.tv_nsec = (long long)(io->deadline % URT_NS_PER_S);
+        op.ts = urt__timespec(io->deadline);
         struct io_uring_sqe *timeout = urt__get_sqe(loop);
         io_uring_prep_link_timeout(timeout, &op.ts, IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data64(timeout, (uint64_t)(uintptr_t)&op | URT__UDATA_LINK);
@@ -184,7 +177,7 @@ int urt_poll_timeout(int fd, short events, uint64_t timeout_ns)
     if (fd < 0) return -EBADF;
     struct urt__io io = {
         .prep = prep_poll, .fd = fd, .u.poll.events = events,
-        .deadline = timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns),
+        .deadline = urt__deadline_of(timeout_ns),
     };
     return urt__io(&io);
 }
@@ -320,7 +313,7 @@ ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t l
     struct urt__io io = {
         .prep = prep_rw, .fd = fd,
         .eagain_events = write ? POLLOUT : POLLIN,
-        .deadline = timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns),
+        .deadline = urt__deadline_of(timeout_ns),
         .u.rw = {.iov = vectored ? iov : NULL, .iovcnt = iovcnt, .one = {buf, urt__clamp_len(len)},
                  .offset = offset, .write = write},
     };
@@ -394,16 +387,11 @@ static ssize_t transfer_all(enum step kind, int fd, void *buf, size_t len, uint6
 {
     if (done) *done = 0;
     if (!buf && len) return -EFAULT;
-    uint64_t deadline = timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns);
+    uint64_t deadline = urt__deadline_of(timeout_ns);
     size_t moved = 0;
     ssize_t res = 0;
     while (moved < len) {
-        uint64_t left = URT_NO_TIMEOUT;
-        if (deadline) {
-            uint64_t now = urt_now();
-            left = deadline > now ? deadline - now : 0;
-        }
-        res = step(kind, fd, (char *)buf + moved, len - moved, left);
+        res = step(kind, fd, (char *)buf + moved, len - moved, urt__time_left(deadline));
         if (res <= 0) break;
         moved += (size_t)res;
     }

@@ -40,8 +40,6 @@ struct urt__fd *urt__fd_entry(struct urt_loop *loop, int fd, bool grow);
 int urt__io(const struct urt__io *io);
 ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t len,
                 uint64_t offset, bool write, uint64_t timeout_ns);
-/* The absolute deadline timeout_ns from now (saturating). */
-uint64_t urt__deadline_after(uint64_t timeout_ns);
 /* io_uring lengths are 32-bit: longer requests are just short. */
 unsigned urt__clamp_len(size_t len);
 /* Tells valgrind's memcheck the kernel filled buf (a no-op otherwise). */

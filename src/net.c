@@ -16,11 +16,6 @@
 
 #include "io.h"
 
-static uint64_t deadline_of(uint64_t timeout_ns)
-{
-    return timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns);
-}
-
 /* ---- socket, shutdown ------------------------------------------------------- */
 
 struct socket_args {
@@ -83,7 +78,7 @@ int urt_accept_timeout(int fd, struct sockaddr *addr, socklen_t *addrlen, int fl
     if (addr && !addrlen) return -EINVAL;
     struct accept_args a = {addr, addr ? addrlen : NULL, flags | SOCK_CLOEXEC};
     struct urt__io io = {.prep = prep_accept, .fd = fd, .eagain_events = POLLIN,
-                         .deadline = deadline_of(timeout_ns), .u.args = &a};
+                         .deadline = urt__deadline_of(timeout_ns), .u.args = &a};
     int res = urt__io(&io);
     if (res >= 0 && addr) urt__mark_defined(addr, *addrlen);
     return res;
@@ -109,19 +104,14 @@ int urt_connect_timeout(int fd, const struct sockaddr *addr, socklen_t addrlen, 
 {
     if (fd < 0) return -EBADF;
     if (!addr) return -EFAULT;
-    uint64_t deadline = deadline_of(timeout_ns);
+    uint64_t deadline = urt__deadline_of(timeout_ns);
     struct connect_args a = {addr, addrlen};
     struct urt__io io = {.prep = prep_connect, .fd = fd, .deadline = deadline, .u.args = &a};
     int res = urt__io(&io);
     if (res != -EINPROGRESS && res != -EALREADY) return res;
     /* An O_NONBLOCK socket: the handshake goes on; its end is POLLOUT, and
      * its outcome is SO_ERROR. */
-    uint64_t left = URT_NO_TIMEOUT;
-    if (deadline) {
-        uint64_t now = urt_now();
-        left = deadline > now ? deadline - now : 0;
-    }
-    res = urt_poll_timeout(fd, POLLOUT, left);
+    res = urt_poll_timeout(fd, POLLOUT, urt__time_left(deadline));
     if (res < 0) return res;
     int err = 0;
     socklen_t len = sizeof err;
@@ -174,7 +164,7 @@ static ssize_t transfer(int fd, struct msg_args *a, uint64_t timeout_ns)
      * not to wait. */
     short ready = a->flags & MSG_DONTWAIT ? 0 : a->send ? POLLOUT : POLLIN;
     struct urt__io io = {.prep = prep_msg, .fd = fd, .eagain_events = ready,
-                         .deadline = deadline_of(timeout_ns), .u.args = a};
+                         .deadline = urt__deadline_of(timeout_ns), .u.args = a};
     if (!a->msg) {
         if (!a->buf && a->len) return -EFAULT;
         if (urt__has_op(loop, a->send ? IORING_OP_SEND : IORING_OP_RECV)) {

@@ -11,6 +11,31 @@
 
 #include "internal.h"
 
+uint64_t urt__deadline_after(uint64_t ns)
+{
+    /* Capped at INT64_MAX ns, about 292 years from boot. */
+    uint64_t now = urt_now();
+    return ns > INT64_MAX - now ? INT64_MAX : now + ns;
+}
+
+uint64_t urt__deadline_of(uint64_t timeout_ns)
+{
+    return timeout_ns == URT_NO_TIMEOUT ? 0 : urt__deadline_after(timeout_ns);
+}
+
+uint64_t urt__time_left(uint64_t deadline)
+{
+    if (!deadline) return URT_NO_TIMEOUT;
+    uint64_t now = urt_now();
+    return deadline > now ? deadline - now : 0;
+}
+
+struct __kernel_timespec urt__timespec(uint64_t ns)
+{
+    return (struct __kernel_timespec){.tv_sec = (long long)(ns / URT_NS_PER_S),
+                                      .tv_nsec = (long long)(ns % URT_NS_PER_S)};
+}
+
 int urt__deliver_pending_cancel(struct urt_loop *loop, struct urt__task *self)
 {
     self->cancel_pending = false;
@@ -43,15 +68,7 @@ int urt_sleep(uint64_t ns)
     struct urt__task *self = loop->current;
     if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
 
-    /* Far-future deadlines are capped at about 292 years from boot. */
-    uint64_t deadline = urt_now();
-    deadline = ns > INT64_MAX - deadline ? INT64_MAX : deadline + ns;
-    struct urt__op op = {
-        .is_timeout = true,
-        .fd = -1,
-        .ts = {.tv_sec = (long long)(deadline / URT_NS_PER_S),
-               .tv_nsec = (long long)(deadline % URT_NS_PER_S)},
-    };
+    struct urt__op op = {.is_timeout = true, .fd = -1, .ts = urt__timespec(urt__deadline_after(ns))};
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
     io_uring_prep_timeout(sqe, &op.ts, 0, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data(sqe, &op);
