@@ -216,7 +216,7 @@ void urt__task_entry(void *arg)
     urt__exit_task(loop);
 }
 
-static int search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)
+int urt__search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)
 {
     if (*len == loop->search_cap) {
         size_t cap = loop->search_cap ? loop->search_cap * 2 : 64;
@@ -234,14 +234,9 @@ static int search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)
 static int push_awaited(struct urt_loop *loop, size_t *len, struct urt__task *t)
 {
     if (t->state != URT__WAITING) return 0;
-    if (t->wait == URT__WAIT_TASK) return search_push(loop, len, t->waiting_on.task);
+    if (t->wait == URT__WAIT_TASK) return urt__search_push(loop, len, t->waiting_on.task);
     if (t->wait != URT__WAIT_GATHER) return 0;
     return urt__gather_push_children(loop, t->waiting_on.gather, len);
-}
-
-int urt__search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)
-{
-    return search_push(loop, len, t);
 }
 
 bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
@@ -249,7 +244,7 @@ bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
 {
     uint64_t epoch = ++loop->visit_epoch;
     size_t len = 0;
-    if (search_push(loop, &len, target)) return false;
+    if (urt__search_push(loop, &len, target)) return false;
     while (len) {
         struct urt__task *t = loop->search[--len];
         if (t == waiter) return true;
@@ -270,7 +265,7 @@ bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
 void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
 {
     size_t len = 0;
-    if (search_push(loop, &len, first)) {
+    if (urt__search_push(loop, &len, first)) {
         first->cancel_pending = first->state != URT__DONE;
         return;
     }
@@ -287,7 +282,7 @@ void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
             urt__op_cancel(loop, t->waiting_on.op);
             break;
         case URT__WAIT_TASK:
-            if (search_push(loop, &len, t->waiting_on.task)) t->cancel_pending = true;
+            if (urt__search_push(loop, &len, t->waiting_on.task)) t->cancel_pending = true;
             break;
         case URT__WAIT_GATHER:
             t->waiting_on.gather->cancel_requested = true;
