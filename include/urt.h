@@ -367,8 +367,8 @@ URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
 /*
  * Describes what the running loop uses, for logs and bug reports: a
  * space-separated list of the io_uring features in use (coop_taskrun,
- * single_issuer, defer_taskrun, registered_ring, fast_poll, guard_install
- * ...) followed by the fallbacks taken (op_socket->socket(2) ...).  Writes
+ * single_issuer, defer_taskrun, registered_ring, fast_poll, guard_install,
+ * accept_multishot, recv_multishot ...) followed by the fallbacks taken (op_socket->socket(2) ...).  Writes
  * at most size bytes including the NUL, like snprintf, and returns the
  * length of the whole description, or URT_ENOLOOP / -EFAULT.
  */
@@ -456,7 +456,16 @@ URT_API ssize_t urt_send_all_timeout(int fd, const void *buf, size_t len, size_t
  * and that new fds are close-on-exec (SOCK_CLOEXEC is added to urt_socket's
  * type and urt_accept's flags), as libuv and Go make them: clear FD_CLOEXEC
  * with fcntl for an fd a child must inherit.  urt_accept stores the peer's
- * address when addr is not NULL (addrlen then in/out). */
+ * address when addr is not NULL (addrlen then in/out; 0 if the peer reset
+ * the connection before urt_accept returned it).
+ *
+ * Tasks in urt_accept on one listener are served in the order they called.
+ * From Linux 5.19 one multishot accept per listener serves them all while
+ * they accept; connections it takes while no task waits are kept for the
+ * next urt_accept, and once no task has accepted for a whole turn of the
+ * loop it stops, so that the listen(2) backlog bounds what waits, as with
+ * accept(2).  urt_close of a listener ends the urt_accept calls waiting on
+ * it with -EBADF and closes the connections it kept. */
 URT_API int urt_socket(int domain, int type, int protocol);
 URT_API int urt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 URT_API int urt_accept_timeout(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
@@ -475,6 +484,39 @@ URT_API ssize_t urt_sendmsg(int fd, const struct msghdr *msg, int flags);
 URT_API ssize_t urt_sendmsg_timeout(int fd, const struct msghdr *msg, int flags,
                                     uint64_t timeout_ns);
 URT_API int urt_shutdown(int fd, int how);
+
+/*
+ * Read-ahead for a connected stream socket (TCP, AF_UNIX SOCK_STREAM;
+ * Linux 6.0 on).  With enable non-zero,
+ * urt keeps one multishot recv armed on fd that receives into buffers the
+ * loop owns (a provided-buffer ring); urt_recv, urt_read, urt_readv,
+ * urt_recvmsg, urt_read_exactly and their _timeout forms then copy from
+ * what has arrived, in order, without an SQE per call, and urt_poll for
+ * POLLIN reports those bytes.  A request/response server saves a recv SQE
+ * per message, and an idle connection holds no receive buffer.
+ *
+ * While it is on, read fd only through urt: bytes urt has read ahead are
+ * no longer in the socket, so read(2), recv(2), or a library handed the fd
+ * (OpenSSL after STARTTLS, say) would never see them.  For the same reason
+ * urt_poll may not ask for POLLIN together with other events (-EINVAL);
+ * recv flags other than MSG_DONTWAIT, MSG_PEEK and MSG_WAITALL give
+ * -EOPNOTSUPP (MSG_OOB and MSG_ERRQUEUE go to the kernel as usual), and
+ * urt_recvmsg returns no address and no control messages.  enable 0 turns
+ * it off; bytes already read ahead are still returned first.  Close the fd
+ * with urt_close, never close(2): the multishot holds the socket open, and
+ * a new socket given the same fd number would be read from the old one.  A failed read-ahead (the socket reset, out of memory) is
+ * reported once by the next read, which then sees end of file.
+ *
+ * These limits hold while read-ahead is on or bytes it received are still
+ * unread.  A MSG_WAITALL read may return short if read-ahead is turned off,
+ * or the loop's buffers run out, while it waits.
+ *
+ * Returns 1 when read-ahead is on, 0 when it is off or the kernel lacks it
+ * (reads then go to the kernel one by one, with the same results), or
+ * -ENOTSOCK (not a socket), -EOPNOTSUPP (not a stream socket), -EINVAL (a
+ * listening socket), -EBADF, -ENOMEM, URT_ENOLOOP.
+ */
+URT_API int urt_readahead(int fd, int enable);
 
 /*
  * TCP helpers for "host:port" with a numeric address ("127.0.0.1:8080",

@@ -35,6 +35,8 @@ enum {
     URT__F_CANCEL_FD = 1u << 5,
     URT__F_GUARD_INSTALL = 1u << 6,
     URT__F_FAST_POLL = 1u << 7,
+    URT__F_ACCEPT_MULTISHOT = 1u << 8,
+    URT__F_RECV_MULTISHOT = 1u << 9, /* with a provided-buffer ring */
 };
 
 struct urt__features {
@@ -116,11 +118,16 @@ enum urt__wait {
     URT__WAIT_TASK,   /* urt_task_await: waiting_on.task */
     URT__WAIT_GATHER, /* urt_gather: waiting_on.gather */
     URT__WAIT_DRAIN,  /* urt_close: the fd's ops to end; not cancellable */
+    URT__WAIT_PARKED, /* on a wait queue (waitq.c): waiting_on.parked */
 };
 
 struct urt__op;
 struct urt__gather;
 struct urt__waiter;
+struct urt__parked;
+struct urt__listener;
+struct urt__stream;
+struct urt__bufs;
 
 
 struct urt__task {
@@ -136,6 +143,7 @@ struct urt__task {
         struct urt__op *op;
         struct urt__task *task;
         struct urt__gather *gather;
+        struct urt__parked *parked;
     } waiting_on;
     uint64_t number;     /* N of the default name "Task-N" */
     uint64_t visit_mark; /* cycle search epoch */
@@ -207,12 +215,21 @@ static inline int urt__outcome(intptr_t result, intptr_t *value)
 
 /* ---- the loop (loop.c) ------------------------------------------------- */
 
+struct urt_loop;
+struct urt__op;
+typedef void (*urt__cqe_fn)(struct urt_loop *loop, struct urt__op *op,
+                            const struct io_uring_cqe *cqe);
+
 /* An SQE a task waits on, and its linked timeout if it has one.  user_data
  * points here; the low bits say which of the two CQEs it is.  The task
  * resumes only when every CQE of the op is in: until then the kernel may
- * still use the op, its timespec and the caller's buffer. */
+ * still use the op, its timespec and the caller's buffer.
+ *
+ * An op no task waits on (a listener's multishot accept) has a handler
+ * instead, which gets each of its CQEs. */
 struct urt__op {
-    struct urt__task *task;
+    struct urt__task *task; /* made ready by the last CQE, if not NULL */
+    urt__cqe_fn handler;
     int res;
     int link_res;          /* the linked timeout's result: -ETIME if it fired */
     unsigned char pending; /* CQEs still to come */
@@ -231,12 +248,16 @@ struct urt__op {
 #define URT__UDATA_IGNORE 1ull
 /* Low bit set on an op's address: the CQE of its linked timeout. */
 #define URT__UDATA_LINK 2ull
+/* Set on the address of an op with a handler. */
+#define URT__UDATA_HANDLER 4ull
 
 /* Ops in flight on one fd, so that closing it can cancel them first. */
 struct urt__fd {
     struct urt__op *ops;
     struct urt__task *closer; /* waiting in urt_close for ops to end */
     bool closing;             /* urt_close under way: no new op may start */
+    struct urt__listener *listener; /* urt_accept's state (accept.c), or NULL */
+    struct urt__stream *stream;     /* read-ahead state (readahead.c), or NULL */
 };
 
 struct urt__slot {
@@ -276,6 +297,10 @@ struct urt_loop {
     struct urt__fd *fds;
     size_t fds_cap;
     size_t fds_limit; /* RLIMIT_NOFILE as last read: no fd is above it */
+    struct urt__listener *listeners; /* every one with state (accept.c) */
+    struct urt__stream *streams;     /* every fd with read-ahead state */
+    struct urt__bufs *bufs;          /* their buffer ring, once made */
+    uint64_t turns;                  /* turn boundaries passed */
     struct urt__features features;
 
     struct urt__stack_pool pools[URT_STACK_CLASSES];
@@ -338,6 +363,40 @@ void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op);
 void urt__fds_destroy(struct urt_loop *loop);
 
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
+/* Wait queues (waitq.c).  urt__park suspends the current task on q until
+ * urt__wake hands it a value (returns 0, the value in p->value), the
+ * absolute deadline passes (URT_ETIMEDOUT; 0: none) or the task is
+ * cancelled (URT_ECANCELED).  p lives on the parked task's stack. */
+struct urt__waitq {
+    struct urt__parked *head, *tail;
+};
+struct urt__parked {
+    struct urt__parked *prev, *next;
+    struct urt__waitq *q; /* NULL once off it */
+    struct urt__task *task;
+    intptr_t value;
+    bool woken, has_timer;
+    struct urt__op timer;
+};
+int urt__park(struct urt_loop *loop, struct urt__waitq *q, struct urt__parked *p,
+              uint64_t deadline);
+void urt__wake(struct urt_loop *loop, struct urt__parked *p, intptr_t value);
+void urt__park_cancel(struct urt_loop *loop, struct urt__parked *p);
+
+/* Listeners (accept.c): the turn-boundary upkeep of multishot accepts,
+ * urt_close of a listener (closing wakes its waiters with -EBADF and
+ * returns how many; close frees the state once its SQE has ended), and the
+ * loop's end (stop, reap, destroy). */
+void urt__listeners_turn(struct urt_loop *loop);
+int urt__listener_closing(struct urt_loop *loop, struct urt__fd *e);
+void urt__listener_close(struct urt_loop *loop, struct urt__fd *e);
+void urt__listeners_stop(struct urt_loop *loop);
+void urt__listeners_destroy(struct urt_loop *loop);
+/* Read-ahead (readahead.c): the same for fds in read-ahead. */
+int urt__stream_closing(struct urt_loop *loop, struct urt__fd *e);
+void urt__stream_close(struct urt_loop *loop, struct urt__fd *e);
+void urt__streams_stop(struct urt_loop *loop);
+void urt__streams_destroy(struct urt_loop *loop);
 /* Hands the prepared SQEs to the kernel now and reaps what completed. */
 void urt__submit_now(struct urt_loop *loop);
 void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to);

@@ -179,7 +179,16 @@ int urt_poll_timeout(int fd, short events, uint64_t timeout_ns)
         .prep = prep_poll, .fd = fd, .u.poll.events = events,
         .deadline = urt__deadline_of(timeout_ns),
     };
-    return urt__io(&io);
+    struct urt_loop *loop = urt__running();
+    if (loop && unlikely(loop->streams)) {
+        bool served;
+        int res = urt__stream_poll(loop, fd, events, io.deadline, &served);
+        if (served) return res;
+    }
+    int res = urt__io(&io);
+    /* io_uring reports every event the file has (POLLRDHUP unasked);
+     * poll(2) reports those asked for and the ones always reported. */
+    return res > 0 ? res & (events | POLLERR | POLLHUP | POLLNVAL) : res;
 }
 
 int urt_poll(int fd, short events)
@@ -194,14 +203,25 @@ static void prep_close(struct io_uring_sqe *sqe, const struct urt__io *io)
     io_uring_prep_close(sqe, io->fd);
 }
 
-/* 5.19: one request cancels every op on the fd. */
+/* 5.19: one request cancels every op on the fd's file.  A multishot op
+ * may hold a file the fd no longer names (close(2)d behind urt's back, the
+ * number reused): those are cancelled by their own user_data as well. */
 static void cancel_all_on_fd(struct urt_loop *loop, int fd, struct urt__fd *e)
 {
-    for (struct urt__op *op = e->ops; op; op = op->fd_next) op->cancel_sent = true;
+    for (struct urt__op *op = e->ops; op; op = op->fd_next)
+        if (!op->handler) op->cancel_sent = true;
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
     urt__submit_now(loop);
+    for (struct urt__op *op = e->ops; op;) {
+        if (!op->handler || op->cancel_sent) {
+            op = op->fd_next;
+            continue;
+        }
+        urt__op_cancel(loop, op); /* reaps: the walk starts again */
+        op = e->ops;
+    }
 }
 
 int urt_close(int fd)
@@ -212,7 +232,11 @@ int urt_close(int fd)
     struct urt__task *self = loop->current;
     struct urt__fd *e = urt__fd_entry(loop, fd, false);
     if (e && e->closing) return -EBADF; /* another task is closing it already */
-    if (e && e->ops) {
+    /* Tasks in urt_accept or a read-ahead read wait on the fd's state, not
+     * on an op of theirs. */
+    int ended = e && e->listener ? urt__listener_closing(loop, e) : 0;
+    if (e && e->stream) ended += urt__stream_closing(loop, e);
+    if (e && (e->ops || ended)) {
         e->closing = true;
         for (struct urt__op *op = e->ops; op; op = op->fd_next) op->fd_closed = true;
         if (urt__has(loop, URT__F_CANCEL_FD)) {
@@ -242,8 +266,11 @@ int urt_close(int fd)
         urt__suspend(loop);
         self->wait = URT__WAIT_NONE;
         /* Other tasks may have grown (moved) the table meanwhile. */
-        urt__fd_entry(loop, fd, false)->closing = false;
+        e = urt__fd_entry(loop, fd, false);
+        e->closing = false;
     }
+    if (e && e->listener) urt__listener_close(loop, e);
+    if (e && e->stream) urt__stream_close(loop, e);
     /* A close always closes: a cancellation arriving now stays pending for
      * the next suspension point rather than leaking the fd. */
     /* valgrind's fd tracking cannot see a close done by io_uring, and would
@@ -317,6 +344,13 @@ ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t l
         .u.rw = {.iov = vectored ? iov : NULL, .iovcnt = iovcnt, .one = {buf, urt__clamp_len(len)},
                  .offset = offset, .write = write},
     };
+    struct urt_loop *loop = urt__running();
+    if (!write && loop && unlikely(loop->streams)) {
+        bool served;
+        ssize_t res = urt__stream_read(loop, fd, vectored ? iov : &io.u.rw.one,
+                                       vectored ? iovcnt : 1, 0, io.deadline, &served);
+        if (served) return res;
+    }
     ssize_t res = urt__io(&io);
     mark_read(&io.u.rw, res);
     return res;

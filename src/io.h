@@ -42,6 +42,13 @@ ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t l
                 uint64_t offset, bool write, uint64_t timeout_ns);
 /* io_uring lengths are 32-bit: longer requests are just short. */
 unsigned urt__clamp_len(size_t len);
+/* Reads and POLLIN polls on an fd in read-ahead (readahead.c), served from
+ * the bytes urt holds; *served false: not such an fd, or nothing is or will
+ * be buffered, and the kernel is asked as usual. */
+ssize_t urt__stream_read(struct urt_loop *loop, int fd, const struct iovec *iov, int iovcnt,
+                         int flags, uint64_t deadline, bool *served);
+int urt__stream_poll(struct urt_loop *loop, int fd, short events, uint64_t deadline,
+                     bool *served);
 /* Tells valgrind's memcheck the kernel filled buf (a no-op otherwise). */
 void urt__mark_defined(const void *buf, size_t len);
 

@@ -124,9 +124,15 @@ void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
 
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
 {
-    loop->inflight--;
     uint64_t data = cqe->user_data;
+    /* A multishot op's SQE stays in flight until its last CQE. */
+    if (likely(!(cqe->flags & IORING_CQE_F_MORE))) loop->inflight--;
     if (data == URT__UDATA_IGNORE) return;
+    if (unlikely(data & URT__UDATA_HANDLER)) {
+        struct urt__op *op = (struct urt__op *)(uintptr_t)(data & ~URT__UDATA_HANDLER);
+        op->handler(loop, op, cqe);
+        return;
+    }
     struct urt__op *op = (struct urt__op *)(uintptr_t)(data & ~URT__UDATA_LINK);
     if (data & URT__UDATA_LINK)
         op->link_res = cqe->res;
@@ -135,8 +141,9 @@ static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
     if (--op->pending) return;
     op->done = true;
     /* The op's own task first: a urt_close waiting for this fd's last op
-     * must return after the calls it ended, not before. */
-    urt__make_ready(loop, op->task);
+     * must return after the calls it ended, not before.  No task: someone
+     * else woke it already (urt_accept's timer). */
+    if (op->task) urt__make_ready(loop, op->task);
     urt__fd_unlink(loop, op);
 }
 
@@ -192,6 +199,8 @@ static void close_round(struct urt_loop *loop);
 /* Start of a turn: hand the kernel this turn's SQEs, take what completed. */
 static void poll_ring(struct urt_loop *loop)
 {
+    loop->turns++;
+    if (unlikely(loop->listeners)) urt__listeners_turn(loop);
     if (io_uring_sq_ready(&loop->ring))
         submit_and_reap(loop, 0);
     else if (cq_has_work(loop))
@@ -271,10 +280,11 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
     if (op->done || op->cancel_sent || op->no_cancel) return;
     op->cancel_sent = true;
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    uint64_t target = (uint64_t)(uintptr_t)op | (op->handler ? URT__UDATA_HANDLER : 0);
     if (op->is_timeout)
-        io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)op, 0);
+        io_uring_prep_timeout_remove(sqe, target, 0);
     else
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+        io_uring_prep_cancel64(sqe, target, 0);
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
     submit_and_reap(loop, 0);
 }
@@ -328,6 +338,9 @@ static void drive(struct urt_loop *loop)
         }
         submit_and_reap(loop, 1);
     }
+    /* Multishot accepts and recvs no task will take from any more. */
+    urt__listeners_stop(loop);
+    urt__streams_stop(loop);
     /* Cancel requests whose completion is still out. */
     while (loop->inflight) submit_and_reap(loop, 1);
 }
@@ -363,9 +376,12 @@ static void sigpipe_restore(struct urt_loop *loop)
 static void loop_destroy(struct urt_loop *loop)
 {
     urt__tasks_destroy(loop);
+    urt__listeners_destroy(loop);
+    /* The buffer ring's memory goes after the ring that may write it. */
+    io_uring_queue_exit(&loop->ring);
+    urt__streams_destroy(loop);
     urt__fds_destroy(loop);
     urt__stacks_destroy(loop);
-    io_uring_queue_exit(&loop->ring);
     urt__overflow_guard_stop(loop);
     free(loop);
 }

@@ -57,37 +57,7 @@ int urt_shutdown(int fd, int how)
     return urt__io(&io);
 }
 
-/* ---- accept, connect -------------------------------------------------------- */
-
-struct accept_args {
-    struct sockaddr *addr;
-    socklen_t *addrlen;
-    int flags;
-};
-
-static void prep_accept(struct io_uring_sqe *sqe, const struct urt__io *io)
-{
-    const struct accept_args *a = io->u.args;
-    io_uring_prep_accept(sqe, io->fd, a->addr, a->addrlen, a->flags);
-}
-
-int urt_accept_timeout(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
-                       uint64_t timeout_ns)
-{
-    if (fd < 0) return -EBADF;
-    if (addr && !addrlen) return -EINVAL;
-    struct accept_args a = {addr, addr ? addrlen : NULL, flags | SOCK_CLOEXEC};
-    struct urt__io io = {.prep = prep_accept, .fd = fd, .eagain_events = POLLIN,
-                         .deadline = urt__deadline_of(timeout_ns), .u.args = &a};
-    int res = urt__io(&io);
-    if (res >= 0 && addr) urt__mark_defined(addr, *addrlen);
-    return res;
-}
-
-int urt_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
-{
-    return urt_accept_timeout(fd, addr, addrlen, flags, URT_NO_TIMEOUT);
-}
+/* ---- connect (accept is in accept.c) ----------------------------------------- */
 
 struct connect_args {
     const struct sockaddr *addr;
@@ -173,6 +143,22 @@ static ssize_t transfer(int fd, struct msg_args *a, uint64_t timeout_ns)
             a->iov = (struct iovec){a->buf, a->len};
             a->own = (struct msghdr){.msg_iov = &a->iov, .msg_iovlen = 1};
             a->msg = &a->own;
+        }
+    }
+    if (!a->send && unlikely(loop->streams)) {
+        bool served;
+        const struct iovec *iov = a->msg ? a->msg->msg_iov : &a->iov;
+        int iovcnt = a->msg ? (int)a->msg->msg_iovlen : 1;
+        if (!a->msg) a->iov = (struct iovec){a->buf, a->len};
+        ssize_t res = urt__stream_read(loop, fd, iov, iovcnt, a->flags, io.deadline, &served);
+        if (served) {
+            if (a->msg && res >= 0) {
+                /* A connected stream: no address, no control messages. */
+                a->msg->msg_namelen = 0;
+                a->msg->msg_controllen = 0;
+                a->msg->msg_flags = 0;
+            }
+            return res;
         }
     }
     ssize_t res = urt__io(&io);

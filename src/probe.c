@@ -51,6 +51,8 @@ static const struct {
     {URT__F_CANCEL_FD, 519, "cancel_fd"},
     {URT__F_GUARD_INSTALL, 613, "guard_install"},
     {URT__F_FAST_POLL, 507, "fast_poll"},
+    {URT__F_ACCEPT_MULTISHOT, 519, "accept_multishot"},
+    {URT__F_RECV_MULTISHOT, 600, "recv_multishot"},
 };
 
 /* The opcodes with a fallback, named as URT_FEATURES_OFF names them. */
@@ -111,6 +113,12 @@ void urt__features_probe(struct urt__features *f, struct io_uring *ring)
         if (f->version_mask && f->version_mask < opcode_versions[i].version) have = false;
         if (have) f->ops[op / 64] |= 1ull << (op % 64);
     }
+    /* Features that are flags of older opcodes cannot be probed: an opcode
+     * of the same release stands witness for the real kernel. */
+    if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SOCKET))
+        f->flags &= ~(URT__F_CANCEL_FD | URT__F_ACCEPT_MULTISHOT); /* 5.19 */
+    if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
+        f->flags &= ~URT__F_RECV_MULTISHOT; /* 6.0 */
     if (probe) io_uring_free_probe(probe);
     /* Opcodes by name, for tests that take away one fallback at a time. */
     if (off) {

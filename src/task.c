@@ -281,6 +281,10 @@ void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
             t->cancel_pending = true;
             urt__op_cancel(loop, t->waiting_on.op);
             break;
+        case URT__WAIT_PARKED:
+            t->cancel_pending = true;
+            urt__park_cancel(loop, t->waiting_on.parked);
+            break;
         case URT__WAIT_TASK:
             if (urt__search_push(loop, &len, t->waiting_on.task)) t->cancel_pending = true;
             break;

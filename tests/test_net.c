@@ -10,6 +10,11 @@
  *     nothing is lost or leaked (the next call gets the data or the
  *     connection; no stray fd); data that completed in the same instant wins;
  *   - urt_close cancels what is in flight on the fd (-EBADF) before closing;
+ *   - urt_accept: tasks waiting on one listener are served in FIFO order, a
+ *     burst of clients loses none, a connection accepted while no task
+ *     waited goes to the next urt_accept or is closed with the listener (or
+ *     the loop), never to another socket that got the fd number; errors,
+ *     address and flags as accept4(2) gives them;
  *   - O_NONBLOCK sockets wait instead of returning -EAGAIN;
  *   - urt_send_all / urt_read_exactly neither lose nor repeat a byte, even
  *     when cut short;
@@ -103,6 +108,8 @@ static void expect_kmask_in_effect(void)
     if (!loop) return;
     EXPECT_EQ(urt__has_op(loop, IORING_OP_ACCEPT), 1);
     EXPECT_EQ(urt__has_op(loop, IORING_OP_CONNECT), 1);
+    /* Multishot accept (5.19) is what urt_accept uses where it can. */
+    EXPECT_EQ(urt__has(loop, URT__F_ACCEPT_MULTISHOT), !kmask->kernel);
     if (kmask->kernel) {
         EXPECT_EQ(urt__has_op(loop, IORING_OP_SOCKET), 0);
         EXPECT_EQ(urt__has_op(loop, IORING_OP_SHUTDOWN), 0);
@@ -1753,6 +1760,948 @@ static void test_cancel_ten_thousand_tasks_blocked_on_sockets(void **state)
     setrlimit(RLIMIT_NOFILE, &old);
 }
 
+/* ==== several acceptors, queued connections, the listener's end ============ */
+
+/* What an urt_accept returned, for a trace. */
+static const char *accept_outcome(int res)
+{
+    switch (res) {
+    case -EBADF: return "-EBADF";
+    case -EINVAL: return "-EINVAL";
+    case -ENOTSOCK: return "-ENOTSOCK";
+    case URT_ETIMEDOUT: return "URT_ETIMEDOUT";
+    case URT_ECANCELED: return "URT_ECANCELED";
+    default: return res >= 0 ? "fd" : urt_strerror(res);
+    }
+}
+
+/* assert_trace, saying which mask the run was under when it fails. */
+#define assert_trace_under_kmask(...)                                         \
+    do {                                                                      \
+        static const char *const want_[] = {__VA_ARGS__};                     \
+        size_t n_ = sizeof want_ / sizeof want_[0];                           \
+        bool same_ = trace_count == n_;                                       \
+        for (size_t i_ = 0; same_ && i_ < n_; i_++)                           \
+            same_ = strcmp(trace_buf[i_], want_[i_]) == 0;                    \
+        if (!same_) print_error("under %s:\n", kmask->name);                  \
+        assert_trace_list(want_, n_);                                         \
+    } while (0)
+
+struct watchdog {
+    const urt_task *tasks;
+    size_t n;
+    uint64_t timeout;
+    bool fired;
+};
+
+static intptr_t watchdog_fn(void *arg)
+{
+    struct watchdog *w = arg;
+    int r = urt_sleep(w->timeout);
+    if (r != 0) return r; /* cancelled: they all ended in time */
+    w->fired = true;
+    for (size_t i = 0; i < w->n; i++) urt_task_cancel(w->tasks[i]);
+    return 0;
+}
+
+/* Awaits tasks[0..n) and releases them.  Those still running after timeout
+ * are cancelled and the test fails, naming what: a lost wake-up fails the
+ * test instead of hanging it. */
+static void await_all_within(urt_task *tasks, size_t n, uint64_t timeout, const char *what)
+{
+    struct watchdog w = {.tasks = tasks, .n = n, .timeout = timeout};
+    urt_task wd;
+    EXPECT_EQ(urt_task_create(&wd, watchdog_fn, &w), 0);
+    int *errs = calloc(n ? n : 1, sizeof *errs);
+    EXPECT(errs != NULL);
+    if (errs) EXPECT_EQ(urt_gather(tasks, n, URT_RETURN_EXCEPTIONS, NULL, errs), 0);
+    free(errs);
+    urt_task_cancel(wd);
+    EXPECT_EQ(urt_task_await(wd, NULL), w.fired ? 0 : URT_ECANCELED);
+    EXPECT_EQ(urt_task_release(wd), 0);
+    for (size_t i = 0; i < n; i++) EXPECT_EQ(urt_task_release(tasks[i]), 0);
+    if (w.fired)
+        note_failure("under %s: %s still running after %llu ms", kmask->name, what,
+                     (unsigned long long)(timeout / MS));
+}
+
+/* Whether the running loop serves urt_accept with a multishot accept. */
+static bool multishot_accept(void)
+{
+    return urt__loop && urt__has(urt__loop, URT__F_ACCEPT_MULTISHOT);
+}
+
+/* ---- FIFO among acceptors ---- */
+
+struct fifo_acceptor {
+    int lfd;
+    int index;
+};
+
+/* Accepts one connection, traces which byte its client sent, and answers
+ * so that the client knows its connection was taken. */
+static intptr_t fifo_acceptor_fn(void *arg)
+{
+    const struct fifo_acceptor *a = arg;
+    int s = urt_accept(a->lfd, NULL, NULL, 0);
+    if (s < 0) {
+        trace("acceptor %d: %s", a->index, accept_outcome(s));
+        return 0;
+    }
+    char byte = '?';
+    EXPECT_EQ(urt_recv(s, &byte, 1, 0), 1);
+    trace("acceptor %d got %c", a->index, byte);
+    EXPECT_EQ(urt_send(s, "k", 1, 0), 1);
+    EXPECT_EQ(urt_close(s), 0);
+    return 0;
+}
+
+static intptr_t main_accept_fifo(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    int lfd = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(lfd >= 0);
+    if (lfd < 0) return 0;
+    char hp[64];
+    local_hostport(lfd, hp, sizeof hp);
+    enum { N = 3 };
+    struct fifo_acceptor a[N];
+    urt_task t[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (struct fifo_acceptor){.lfd = lfd, .index = i + 1};
+        EXPECT_EQ(urt_task_create(&t[i], fifo_acceptor_fn, &a[i]), 0);
+    }
+    EXPECT_EQ(urt_sleep_ms(5), 0); /* all three are in urt_accept, in creation order */
+    for (int i = 0; i < N; i++) EXPECT_EQ(urt_task_done(t[i]), 0);
+    /* One client at a time: the next connects only once the acceptor's
+     * answer shows this one was taken. */
+    for (int i = 0; i < N; i++) {
+        int c = urt_tcp_connect(hp);
+        EXPECT(c >= 0);
+        if (c < 0) break;
+        char byte = (char)('a' + i), ack = 0;
+        EXPECT_EQ(urt_send(c, &byte, 1, 0), 1);
+        EXPECT_EQ(urt_recv_timeout(c, &ack, 1, 0, URT_NS_PER_S), 1);
+        EXPECT_EQ(ack, 'k');
+        EXPECT_EQ(urt_close(c), 0);
+    }
+    await_all_within(t, N, URT_NS_PER_S, "acceptors");
+    EXPECT_EQ(urt_close(lfd), 0);
+    return 0;
+}
+
+/* Tasks in urt_accept on one listener are served in the order they began
+ * to wait, as asyncio serves awaiters: three acceptors wait, clients come
+ * one at a time, and the first acceptor gets the first client (its byte),
+ * the second the second, the third the third.  Under every kernel mask. */
+static void test_acceptors_on_one_listener_are_served_in_fifo_order(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NKMASKS; i++) {
+        use_kmask(&kmasks[i]);
+        run_main(main_accept_fifo, NULL);
+        assert_trace_under_kmask("acceptor 1 got a", "acceptor 2 got b", "acceptor 3 got c");
+    }
+    use_kmask(&kmasks[0]);
+}
+
+/* ---- a burst ---- */
+
+#define ID_LEN 8
+
+struct echo_server {
+    int lfd;
+    urt_task *handlers; /* one per accepted connection */
+    size_t max, accepted;
+};
+
+/* Echoes the client's id and closes. */
+static intptr_t echo_id_fn(void *arg)
+{
+    int s = (int)(intptr_t)arg;
+    char id[ID_LEN];
+    ssize_t r = urt_read_exactly(s, id, sizeof id, NULL);
+    EXPECT_EQ(r, ID_LEN);
+    if (r == ID_LEN) EXPECT_EQ(urt_send_all(s, id, sizeof id, NULL), ID_LEN);
+    EXPECT_EQ(urt_close(s), 0);
+    return 0;
+}
+
+/* Accepts until cancelled, a handler task per connection. */
+static intptr_t echo_acceptor_fn(void *arg)
+{
+    struct echo_server *srv = arg;
+    for (;;) {
+        int s = urt_accept(srv->lfd, NULL, NULL, 0);
+        if (s < 0) return s;
+        if (srv->accepted == srv->max) {
+            note_failure("under %s: more connections accepted than clients made", kmask->name);
+            EXPECT_EQ(urt_close(s), 0);
+            continue;
+        }
+        int rc = urt_task_create(&srv->handlers[srv->accepted], echo_id_fn, (void *)(intptr_t)s);
+        EXPECT_EQ(rc, 0);
+        if (rc == 0)
+            srv->accepted++;
+        else
+            EXPECT_EQ(urt_close(s), 0);
+    }
+}
+
+struct id_client {
+    const char *hp;
+    unsigned id;
+    bool echoed;
+};
+
+static intptr_t id_client_fn(void *arg)
+{
+    struct id_client *c = arg;
+    int fd = urt_tcp_connect(c->hp);
+    if (fd < 0) {
+        note_failure("under %s: client %u: connect: %s", kmask->name, c->id, urt_strerror(fd));
+        return fd;
+    }
+    char id[ID_LEN + 1], back[ID_LEN];
+    snprintf(id, sizeof id, "id%06u", c->id);
+    EXPECT_EQ(urt_send_all(fd, id, ID_LEN, NULL), ID_LEN);
+    c->echoed = urt_read_exactly(fd, back, sizeof back, NULL) == ID_LEN &&
+                memcmp(back, id, ID_LEN) == 0;
+    char more;
+    EXPECT_EQ(urt_recv(fd, &more, 1, 0), 0); /* the handler closed: nothing else came */
+    EXPECT_EQ(urt_close(fd), 0);
+    return 0;
+}
+
+static intptr_t main_accept_burst(void *arg)
+{
+    size_t n = *(const size_t *)arg;
+    expect_kmask_in_effect();
+    int fds = count_open_fds();
+    /* Backlog SOMAXCONN: the kernel has room for the whole burst. */
+    int lfd = urt_tcp_listen("127.0.0.1:0", 0);
+    EXPECT(lfd >= 0);
+    if (lfd < 0) return 0;
+    char hp[64];
+    local_hostport(lfd, hp, sizeof hp);
+    struct echo_server srv = {.lfd = lfd, .max = n, .handlers = calloc(n, sizeof(urt_task))};
+    struct id_client *cl = calloc(n, sizeof *cl);
+    urt_task *ct = calloc(n, sizeof *ct);
+    EXPECT(srv.handlers && cl && ct);
+    if (!srv.handlers || !cl || !ct) goto out;
+    urt_task acceptor;
+    EXPECT_EQ(urt_task_create(&acceptor, echo_acceptor_fn, &srv), 0);
+    for (size_t i = 0; i < n; i++) {
+        cl[i] = (struct id_client){.hp = hp, .id = (unsigned)i};
+        EXPECT_EQ(urt_task_create(&ct[i], id_client_fn, &cl[i]), 0);
+    }
+    await_all_within(ct, n, 10 * URT_NS_PER_S, "clients of the burst");
+    size_t not_echoed = 0;
+    for (size_t i = 0; i < n; i++) not_echoed += !cl[i].echoed;
+    if (not_echoed)
+        note_failure("under %s: %zu of %zu clients did not get their id back", kmask->name,
+                     not_echoed, n);
+    EXPECT_EQ(srv.accepted, n);
+    await_all_within(srv.handlers, srv.accepted, 10 * URT_NS_PER_S, "handlers");
+    EXPECT_EQ(urt_task_cancel(acceptor), 1);
+    EXPECT_EQ(urt_task_await(acceptor, NULL), URT_ECANCELED);
+    EXPECT_EQ(urt_task_release(acceptor), 0);
+out:
+    EXPECT_EQ(urt_close(lfd), 0);
+    EXPECT_EQ(count_open_fds(), fds);
+    free(srv.handlers);
+    free(cl);
+    free(ct);
+    return 0;
+}
+
+/* Header, Sockets (urt_accept as accept4(2)): 200 clients (50 under
+ * URT_TEST_SMALL) connecting at once to a listener whose one acceptor task
+ * hands each connection to a handler task are all accepted, each exactly
+ * once: every client gets its own 8-byte id echoed back, then EOF; the
+ * acceptor ends on cancel, and no fd is left.  Under every kernel mask. */
+static void test_burst_of_connections_is_accepted_without_loss(void **state)
+{
+    (void)state;
+    size_t n = small_scale() ? 50 : 200;
+    run_under_each_kernel(main_accept_burst, &n);
+}
+
+/* ---- urt_close of a listener ---- */
+
+struct waiting_acceptor {
+    int lfd;
+    uint64_t timeout; /* URT_NO_TIMEOUT: urt_accept */
+    int res;
+};
+
+static intptr_t waiting_acceptor_fn(void *arg)
+{
+    struct waiting_acceptor *w = arg;
+    w->res = w->timeout == URT_NO_TIMEOUT ? urt_accept(w->lfd, NULL, NULL, 0)
+                                          : urt_accept_timeout(w->lfd, NULL, NULL, 0, w->timeout);
+    trace("accept %s", accept_outcome(w->res));
+    if (w->res >= 0) EXPECT_EQ(urt_close(w->res), 0);
+    return 0;
+}
+
+static intptr_t main_close_listener_with_acceptors(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    int fds = count_open_fds();
+    int lfd = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(lfd >= 0);
+    if (lfd < 0) return 0;
+    struct waiting_acceptor w[2] = {{.lfd = lfd, .timeout = URT_NO_TIMEOUT},
+                                    {.lfd = lfd, .timeout = 10 * URT_NS_PER_S}};
+    urt_task t[2];
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_task_create(&t[i], waiting_acceptor_fn, &w[i]), 0);
+    EXPECT_EQ(urt_sleep_ms(5), 0);
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_task_done(t[i]), 0);
+    trace("close");
+    uint64_t t0 = urt_now();
+    int rc = urt_close(lfd);
+    trace("closed %d", rc);
+    EXPECT_EQ(rc, 0);
+    await_all_within(t, 2, 2 * URT_NS_PER_S, "acceptors of a closed listener");
+    uint64_t took = urt_now() - t0;
+    if (took > 500 * MS)
+        note_failure("under %s: the acceptors took %llu ms to see the close", kmask->name,
+                     (unsigned long long)(took / MS));
+    EXPECT_EQ(w[0].res, -EBADF);
+    EXPECT_EQ(w[1].res, -EBADF);
+    EXPECT_EQ(count_open_fds(), fds);
+    /* The number names nothing now. */
+    EXPECT_EQ(urt_accept(lfd, NULL, NULL, 0), -EBADF);
+    EXPECT_EQ(urt_accept_timeout(lfd, NULL, NULL, 0, 10 * MS), -EBADF);
+    return 0;
+}
+
+/* Header, urt_close ("operations still in flight on it are cancelled first
+ * and return -EBADF"): closing a listener while one task waits in
+ * urt_accept and another in urt_accept_timeout (10 s) ends both with
+ * -EBADF, promptly (under 500 ms) and before urt_close returns 0; no fd
+ * is left, and urt_accept on the closed number is -EBADF.  Under every
+ * kernel mask. */
+static void test_close_of_listener_ends_waiting_accepts_with_ebadf(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NKMASKS; i++) {
+        use_kmask(&kmasks[i]);
+        run_main(main_close_listener_with_acceptors, NULL);
+        assert_trace_under_kmask("close", "accept -EBADF", "accept -EBADF", "closed 0");
+    }
+    use_kmask(&kmasks[0]);
+}
+
+/* ---- connections taken while no task waits (multishot) ---- */
+
+static bool no_multishot; /* the kernel lacks multishot accept: the test is skipped */
+
+/* Two clients of lfd, c[0] then c[1], by nonblocking connect(2); poll(2),
+ * not urt_poll, waits until both are connected, so that no turn of the
+ * loop passes meanwhile.  False (nothing left open) on failure. */
+static bool connect_two_now(int lfd, int c[2])
+{
+    struct sockaddr_storage la;
+    local_addr(lfd, &la);
+    bool ok = true;
+    for (int i = 0; i < 2; i++) {
+        c[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        EXPECT(c[i] >= 0);
+        int r = connect(c[i], (struct sockaddr *)&la, sizeof(struct sockaddr_in));
+        EXPECT(r == 0 || errno == EINPROGRESS);
+    }
+    for (int i = 0; i < 2; i++) {
+        struct pollfd p = {.fd = c[i], .events = POLLOUT};
+        ok &= poll(&p, 1, 1000) == 1 && get_int_opt(c[i], SOL_SOCKET, SO_ERROR) == 0;
+    }
+    EXPECT(ok);
+    if (!ok)
+        for (int i = 0; i < 2; i++) close(c[i]);
+    return ok;
+}
+
+/* An acceptor task waits on lfd; two clients connect before it can run.
+ * The multishot accept takes both in one go: the acceptor gets c[0]'s
+ * connection (*s0), and c[1]'s waits in the listener.  False if that could
+ * not be arranged (the failure recorded, nothing left open). */
+static bool queue_second_connection(int lfd, int c[2], int *s0)
+{
+    int fds = count_open_fds();
+    struct ajob j = {.lfd = lfd, .timeout = URT_NO_TIMEOUT};
+    urt_task t;
+    EXPECT_EQ(urt_task_create(&t, ajob_fn, &j), 0);
+    EXPECT_EQ(urt_yield(), 0); /* the acceptor is in urt_accept */
+    EXPECT_EQ(urt_task_done(t), 0);
+    if (!connect_two_now(lfd, c)) {
+        urt_task_cancel(t);
+        urt_task_await(t, NULL);
+        urt_task_release(t);
+        if (j.res >= 0) urt_close(j.res);
+        return false;
+    }
+    await_all_within(&t, 1, URT_NS_PER_S, "the acceptor");
+    *s0 = j.res;
+    EXPECT(j.res >= 0);
+    if (j.res >= 0) expect_same_connection(j.res, &j.peer, c[0]);
+    /* c[0], c[1], *s0, and the connection queued in the listener. */
+    int now = count_open_fds() - fds;
+    if (j.res < 0 || now != 4) {
+        note_failure("the second connection was not taken into the listener: %d fds "
+                     "opened, expected 4 (2 clients, the accepted one, the queued one)", now);
+        if (j.res >= 0) urt_close(j.res);
+        for (int i = 0; i < 2; i++) close(c[i]);
+        return false;
+    }
+    return true;
+}
+
+/* The client reads the end of a connection closed unaccepted: EOF, or a
+ * reset when it had sent data the server never read. */
+static void expect_closed_by_server(int c)
+{
+    char x;
+    ssize_t r = urt_recv_timeout(c, &x, 1, 0, URT_NS_PER_S);
+    if (r != 0 && r != -ECONNRESET)
+        note_failure("a client of a connection that should be closed read %zd (%s)", r,
+                     r < 0 ? urt_strerror((int)r) : "data");
+}
+
+static intptr_t main_queued_connection(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    if (!multishot_accept()) {
+        no_multishot = true;
+        return 0;
+    }
+    int fds = count_open_fds();
+    int lfd = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(lfd >= 0);
+    if (lfd < 0) return 0;
+    int c[2], s0;
+    if (!queue_second_connection(lfd, c, &s0)) {
+        urt_close(lfd);
+        return 0;
+    }
+    /* Turns with nobody in urt_accept: the multishot is cancelled; the
+     * connection it took stays queued. */
+    EXPECT_EQ(urt_sleep_ms(20), 0);
+    EXPECT_EQ(count_open_fds(), fds + 5);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    uint64_t t0 = urt_now();
+    int s1 = urt_accept_timeout(lfd, (struct sockaddr *)&peer, &plen, 0, 0);
+    uint64_t took = urt_now() - t0;
+    EXPECT(s1 >= 0);
+    if (took > 100 * MS)
+        note_failure("the queued connection took %llu ms to accept",
+                     (unsigned long long)(took / MS));
+    if (s1 >= 0) {
+        EXPECT_EQ(plen, sizeof(struct sockaddr_in));
+        expect_same_connection(s1, &peer, c[1]);
+        EXPECT_EQ(count_open_fds(), fds + 5); /* the queued fd, no new one */
+        EXPECT_EQ(urt_close(s1), 0);
+    }
+    EXPECT_EQ(urt_accept_timeout(lfd, NULL, NULL, 0, 0), URT_ETIMEDOUT);
+    EXPECT_EQ(urt_close(s0), 0);
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_close(c[i]), 0);
+
+    /* Nobody takes it: urt_close of the listener closes it, whether the
+     * multishot is still armed (right after the accept) or was cancelled
+     * (20 ms later). */
+    for (int wait = 0; wait < 2; wait++) {
+        EXPECT_EQ(count_open_fds(), fds + 1);
+        if (!queue_second_connection(lfd, c, &s0)) {
+            urt_close(lfd);
+            break;
+        }
+        if (wait) EXPECT_EQ(urt_sleep_ms(20), 0);
+        EXPECT_EQ(urt_close(s0), 0);
+        EXPECT_EQ(urt_close(c[0]), 0);
+        EXPECT_EQ(count_open_fds(), fds + 3); /* the listener, c[1], the queued one */
+        EXPECT_EQ(urt_close(lfd), 0);
+        EXPECT_EQ(count_open_fds(), fds + 1); /* c[1] alone */
+        expect_closed_by_server(c[1]);
+        EXPECT_EQ(urt_close(c[1]), 0);
+        EXPECT_EQ(count_open_fds(), fds);
+        if (!wait) {
+            lfd = urt_tcp_listen("127.0.0.1:0", 8);
+            EXPECT(lfd >= 0);
+            if (lfd < 0) return 0;
+        }
+    }
+    return 0;
+}
+
+/* The multishot accept (urt_accept's header comment in src/accept.c): a
+ * connection accepted while no task waited is the next urt_accept's, even
+ * after the multishot was cancelled for want of acceptors: an
+ * urt_accept_timeout of 0 returns it at once, with its client's address
+ * and bytes, and no new fd.  Nobody taking it, urt_close of the listener
+ * closes it (fd count back; the client reads EOF or a reset).  Only
+ * without a mask: one-shot accepts queue nothing. */
+static void test_connection_queued_in_listener_goes_to_next_accept_or_is_closed(void **state)
+{
+    (void)state;
+    no_multishot = false;
+    use_kmask(&kmasks[0]);
+    run_main(main_queued_connection, NULL);
+    if (no_multishot) skip();
+}
+
+/* ---- a listener close(2)d behind urt's back, its number reused ---- */
+
+static bool fd_not_reused;
+
+static intptr_t main_reused_listener_number(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    if (!multishot_accept()) {
+        no_multishot = true;
+        return 0;
+    }
+    int fds = count_open_fds();
+    int a = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(a >= 0);
+    if (a < 0) return 0;
+    int c[2], s0;
+    if (!queue_second_connection(a, c, &s0)) {
+        urt_close(a);
+        return 0;
+    }
+    EXPECT_EQ(urt_close(s0), 0);
+    EXPECT_EQ(urt_close(c[0]), 0);
+    EXPECT_EQ(urt_sleep_ms(20), 0); /* the multishot is cancelled */
+    EXPECT_EQ(close(a), 0);
+    int b = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(b >= 0);
+    if (b != a) {
+        fd_not_reused = true;
+        if (b >= 0) urt_close(b);
+    } else {
+        uint64_t t0 = urt_now();
+        int s = urt_accept_timeout(b, NULL, NULL, 0, 20 * MS);
+        uint64_t took = urt_now() - t0;
+        if (s >= 0) {
+            note_failure("urt_accept on a new listener returned a connection of the closed "
+                         "one that had its fd number");
+            urt_close(s);
+        }
+        EXPECT_EQ(s, URT_ETIMEDOUT);
+        EXPECT(took >= 20 * MS);
+        /* A's queued connection is gone with A: its client sees the end. */
+        expect_closed_by_server(c[1]);
+        /* B's own client is accepted as usual. */
+        char hp[64];
+        local_hostport(b, hp, sizeof hp);
+        int cb = urt_tcp_connect(hp);
+        EXPECT(cb >= 0);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        s = urt_accept_timeout(b, (struct sockaddr *)&peer, &plen, 0, URT_NS_PER_S);
+        EXPECT(s >= 0);
+        if (s >= 0 && cb >= 0) expect_same_connection(s, &peer, cb);
+        if (s >= 0) EXPECT_EQ(urt_close(s), 0);
+        if (cb >= 0) EXPECT_EQ(urt_close(cb), 0);
+        EXPECT_EQ(urt_close(b), 0);
+    }
+    EXPECT_EQ(urt_close(c[1]), 0);
+    EXPECT_EQ(count_open_fds(), fds);
+    return 0;
+}
+
+/* The listener's state is keyed by fd number (src/accept.c): a listener
+ * close(2)d behind urt's back while a connection it accepted waits queued,
+ * and a new listener that gets the same number, must not mix: urt_accept
+ * on the new one times out (URT_ETIMEDOUT after 20 ms) instead of
+ * returning the old one's connection, whose client sees it closed, and
+ * the new one's own client is accepted as usual.  Skipped if the new
+ * listener gets another number.  Only without a mask (multishot). */
+static void test_listener_fd_number_reused_after_close2_gets_no_old_connection(void **state)
+{
+    (void)state;
+    no_multishot = fd_not_reused = false;
+    use_kmask(&kmasks[0]);
+    run_main(main_reused_listener_number, NULL);
+    if (no_multishot || fd_not_reused) skip();
+}
+
+struct two_clients {
+    int lfd;
+    int c[2];
+    bool ok;
+};
+
+static intptr_t connect_two_fn(void *arg)
+{
+    struct two_clients *tc = arg;
+    tc->ok = connect_two_now(tc->lfd, tc->c);
+    return 0;
+}
+
+static intptr_t main_reused_listener_number_while_armed(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    if (!multishot_accept()) {
+        no_multishot = true;
+        return 0;
+    }
+    int fds = count_open_fds();
+    int a = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(a >= 0);
+    if (a < 0) return 0;
+    /* main is the acceptor: it runs on in the turn its accept returns. */
+    struct two_clients tc = {.lfd = a};
+    urt_task t;
+    EXPECT_EQ(urt_task_create(&t, connect_two_fn, &tc), 0);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int s0 = urt_accept_timeout(a, (struct sockaddr *)&peer, &plen, 0, URT_NS_PER_S);
+    /* From here to the accept on b nothing suspends: no turn passes, so
+     * a's multishot has not been cancelled. */
+    int opened = count_open_fds() - fds;
+    bool queued = tc.ok && s0 >= 0 && opened == 5; /* a, c[0], c[1], s0, the queued one */
+    int b = -1, cb = -1;
+    if (queued) {
+        EXPECT_EQ(close(a), 0);
+        b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in ba = {.sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        EXPECT_EQ(bind(b, (struct sockaddr *)&ba, sizeof ba), 0);
+        EXPECT_EQ(listen(b, 8), 0);
+        if (b != a) {
+            fd_not_reused = true;
+        } else {
+            int s = urt_accept_timeout(b, NULL, NULL, 0, 20 * MS);
+            if (s >= 0) {
+                note_failure("urt_accept on a new listener returned a connection of the "
+                             "closed one that had its fd number");
+                close(s);
+            }
+            EXPECT_EQ(s, URT_ETIMEDOUT);
+            /* b's own client, connected before the next accept (still no
+             * suspension in between), is that accept's. */
+            struct sockaddr_storage bl;
+            local_addr(b, &bl);
+            cb = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            int r = connect(cb, (struct sockaddr *)&bl, sizeof(struct sockaddr_in));
+            EXPECT(r == 0 || errno == EINPROGRESS);
+            struct pollfd p = {.fd = cb, .events = POLLOUT};
+            EXPECT_EQ(poll(&p, 1, 1000), 1);
+            struct sockaddr_storage bpeer;
+            socklen_t bplen = sizeof bpeer;
+            s = urt_accept_timeout(b, (struct sockaddr *)&bpeer, &bplen, 0, URT_NS_PER_S);
+            if (s < 0)
+                note_failure("the new listener's own client was not accepted: %s",
+                             accept_outcome(s));
+            if (s >= 0) {
+                expect_same_connection(s, &bpeer, cb);
+                EXPECT_EQ(urt_close(s), 0);
+            }
+        }
+    } else {
+        note_failure("the second connection was not taken into the listener: client "
+                     "connects %s, accept %s, %d fds opened, expected 5",
+                     tc.ok ? "ok" : "failed", accept_outcome(s0), opened);
+    }
+    await_all_within(&t, 1, URT_NS_PER_S, "the clients' task");
+    if (s0 >= 0) {
+        if (tc.ok) expect_same_connection(s0, &peer, tc.c[0]);
+        EXPECT_EQ(urt_close(s0), 0);
+    }
+    EXPECT_EQ(urt_close(queued ? b : a), 0);
+    if (cb >= 0) EXPECT_EQ(urt_close(cb), 0);
+    if (tc.ok) {
+        EXPECT_EQ(urt_close(tc.c[0]), 0);
+        expect_closed_by_server(tc.c[1]);
+        EXPECT_EQ(urt_close(tc.c[1]), 0);
+    }
+    EXPECT_EQ(count_open_fds(), fds);
+    return 0;
+}
+
+/* The same when the old listener is close(2)d, and the new one made, in
+ * the very turn an urt_accept on the old one returned: its multishot is
+ * still armed then, and the kernel still holds the old socket, but the fd
+ * number already names the new one.  urt_accept on the new listener must
+ * time out, not return the old one's queued connection, and the next one
+ * must return the new listener's own client (which an accept waiting on
+ * the old socket's multishot would never see).  Only without a mask
+ * (multishot). */
+static void test_listener_fd_number_reused_while_armed_gets_no_old_connection(void **state)
+{
+    (void)state;
+    no_multishot = fd_not_reused = false;
+    use_kmask(&kmasks[0]);
+    run_main(main_reused_listener_number_while_armed, NULL);
+    if (no_multishot || fd_not_reused) skip();
+}
+
+/* ---- errors ---- */
+
+static intptr_t main_accept_errors(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    int fds = count_open_fds();
+    /* Bound, not listening. */
+    int u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    EXPECT_EQ(bind(u, (struct sockaddr *)&a, sizeof a), 0);
+    EXPECT_EQ(sys(accept4(u, NULL, NULL, SOCK_CLOEXEC)), -EINVAL);
+    EXPECT_EQ(urt_accept(u, NULL, NULL, 0), -EINVAL);
+    EXPECT_EQ(urt_accept_timeout(u, NULL, NULL, 0, URT_NS_PER_S), -EINVAL);
+    /* Two tasks waiting there at once: each gets the error, none hangs. */
+    struct waiting_acceptor w[2] = {{.lfd = u, .timeout = URT_NO_TIMEOUT},
+                                    {.lfd = u, .timeout = URT_NO_TIMEOUT}};
+    urt_task t[2];
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_task_create(&t[i], waiting_acceptor_fn, &w[i]), 0);
+    await_all_within(t, 2, URT_NS_PER_S, "acceptors of a socket that does not listen");
+    EXPECT_EQ(w[0].res, -EINVAL);
+    EXPECT_EQ(w[1].res, -EINVAL);
+    EXPECT_EQ(urt_close(u), 0);
+
+    /* Not a socket. */
+    int p[2];
+    EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+    EXPECT_EQ(sys(accept4(p[0], NULL, NULL, SOCK_CLOEXEC)), -ENOTSOCK);
+    EXPECT_EQ(urt_accept(p[0], NULL, NULL, 0), -ENOTSOCK);
+    EXPECT_EQ(urt_accept_timeout(p[1], NULL, NULL, 0, URT_NS_PER_S), -ENOTSOCK);
+    EXPECT_EQ(urt_close(p[0]), 0);
+    EXPECT_EQ(urt_close(p[1]), 0);
+
+    /* Flags accept4(2) does not know, on a listener with a client
+     * waiting: -EINVAL, and the connection is still there for the next
+     * accept. */
+    int lfd = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(lfd >= 0);
+    if (lfd < 0) return 0;
+    char hp[64];
+    local_hostport(lfd, hp, sizeof hp);
+    int c = urt_tcp_connect(hp);
+    EXPECT(c >= 0);
+    EXPECT_EQ(sys(accept4(lfd, NULL, NULL, 0x1)), -EINVAL);
+    EXPECT_EQ(urt_accept(lfd, NULL, NULL, 0x1), -EINVAL);
+    EXPECT_EQ(urt_accept(lfd, NULL, NULL, SOCK_NONBLOCK | 0x1), -EINVAL);
+    EXPECT_EQ(urt_accept_timeout(lfd, NULL, NULL, 0x1, URT_NS_PER_S), -EINVAL);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int s = urt_accept_timeout(lfd, (struct sockaddr *)&peer, &plen, 0, URT_NS_PER_S);
+    EXPECT(s >= 0);
+    if (s >= 0 && c >= 0) expect_same_connection(s, &peer, c);
+    if (s >= 0) EXPECT_EQ(urt_close(s), 0);
+    if (c >= 0) EXPECT_EQ(urt_close(c), 0);
+    EXPECT_EQ(urt_close(lfd), 0);
+    EXPECT_EQ(count_open_fds(), fds);
+    return 0;
+}
+
+/* Header, Sockets (urt_accept as accept4(2)): on a bound socket that does
+ * not listen, -EINVAL, also to two tasks waiting there at once (neither
+ * hangs); on a pipe, -ENOTSOCK; with flags other than SOCK_NONBLOCK and
+ * SOCK_CLOEXEC, -EINVAL, and a client waiting is not taken.  Each
+ * compared with what accept4(2) says.  Under every kernel mask. */
+static void test_accept_errors_are_accept4s(void **state)
+{
+    (void)state;
+    run_under_each_kernel(main_accept_errors, NULL);
+}
+
+/* ---- address and flags ---- */
+
+struct form_job {
+    int lfd;
+    bool with_timeout, with_addr;
+    int flags;
+    struct sockaddr_storage addr; /* CANARY past what accept stores */
+    socklen_t addrlen;
+    int res;
+};
+
+static int accept_in_form(struct form_job *j)
+{
+    memset(&j->addr, CANARY, sizeof j->addr);
+    j->addrlen = sizeof(struct sockaddr_in);
+    struct sockaddr *addr = j->with_addr ? (struct sockaddr *)&j->addr : NULL;
+    socklen_t *alen = j->with_addr ? &j->addrlen : NULL;
+    return j->with_timeout ? urt_accept_timeout(j->lfd, addr, alen, j->flags, URT_NS_PER_S)
+                           : urt_accept(j->lfd, addr, alen, j->flags);
+}
+
+static intptr_t form_job_fn(void *arg)
+{
+    struct form_job *j = arg;
+    j->res = accept_in_form(j);
+    return 0;
+}
+
+static intptr_t main_accept_forms(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    int lfd = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(lfd >= 0);
+    if (lfd < 0) return 0;
+    char hp[64];
+    local_hostport(lfd, hp, sizeof hp);
+    static const int flag_sets[] = {0, SOCK_NONBLOCK, SOCK_CLOEXEC, SOCK_NONBLOCK | SOCK_CLOEXEC};
+    for (int form = 0; form < 4 * 4 * 2; form++) {
+        struct form_job j = {.lfd = lfd, .with_timeout = form & 1, .with_addr = form & 2,
+                             .flags = flag_sets[(form >> 2) & 3]};
+        bool acceptor_first = form & 16;
+        int c = -1;
+        if (acceptor_first) {
+            urt_task t;
+            EXPECT_EQ(urt_task_create(&t, form_job_fn, &j), 0);
+            EXPECT_EQ(urt_yield(), 0); /* it waits in urt_accept */
+            c = urt_tcp_connect(hp);
+            await_all_within(&t, 1, URT_NS_PER_S, "an acceptor");
+        } else {
+            c = urt_tcp_connect(hp);
+            j.res = accept_in_form(&j);
+        }
+        EXPECT(c >= 0);
+        EXPECT(j.res >= 0);
+        if (c < 0 || j.res < 0) {
+            note_failure("under %s: form %d: accept %s", kmask->name, form,
+                         accept_outcome(j.res));
+            if (c >= 0) urt_close(c);
+            if (j.res >= 0) urt_close(j.res);
+            break;
+        }
+        int bad = 0;
+        struct sockaddr_storage cl, peer;
+        local_addr(c, &cl);
+        if (j.with_addr) {
+            bad |= (j.addrlen != sizeof(struct sockaddr_in)) << 0;
+            bad |= !same_addr(&j.addr, &cl) << 1;
+            bad |= !all_canary((unsigned char *)&j.addr + sizeof(struct sockaddr_in),
+                               sizeof j.addr - sizeof(struct sockaddr_in)) << 2;
+        }
+        socklen_t plen = sizeof peer;
+        bad |= (getpeername(j.res, (struct sockaddr *)&peer, &plen) != 0 ||
+                !same_addr(&peer, &cl)) << 3;
+        bad |= (nonblocking(j.res) != !!(j.flags & SOCK_NONBLOCK)) << 4;
+        bad |= !cloexec(j.res) << 5;
+        if (bad)
+            note_failure("under %s: urt_accept%s(%s, flags %#x), %s: wrong%s%s%s%s%s%s",
+                         kmask->name, j.with_timeout ? "_timeout" : "",
+                         j.with_addr ? "addr" : "NULL", (unsigned)j.flags,
+                         acceptor_first ? "waiting for the client" : "client already there",
+                         bad & 1 ? " addrlen" : "", bad & 2 ? " address" : "",
+                         bad & 4 ? " bytes past addrlen" : "", bad & 8 ? " connection" : "",
+                         bad & 16 ? " O_NONBLOCK" : "", bad & 32 ? " FD_CLOEXEC" : "");
+        EXPECT_EQ(urt_close(j.res), 0);
+        EXPECT_EQ(urt_close(c), 0);
+    }
+    EXPECT_EQ(urt_close(lfd), 0);
+    return 0;
+}
+
+/* Header, Sockets: urt_accept stores the peer's address (addrlen exactly
+ * sizeof(struct sockaddr_in): the client's getsockname, that length back,
+ * nothing written past it), makes the fd O_NONBLOCK exactly when
+ * SOCK_NONBLOCK is asked, and FD_CLOEXEC always; in every form (urt_accept
+ * and urt_accept_timeout, with and without an address, each flag set),
+ * whether the client came before the call or while it waited.  Under
+ * every kernel mask. */
+static void test_accept_gives_peer_address_and_flags_in_every_form(void **state)
+{
+    (void)state;
+    run_under_each_kernel(main_accept_forms, NULL);
+}
+
+/* ---- the loop ends with a listener armed ---- */
+
+enum { END_CLIENTS = 16 };
+
+/* Takes one connection per turn at most, as a server that hands each to
+ * another task does (urt_close alone need not suspend: under valgrind it
+ * is close(2)). */
+static intptr_t accept_and_close_forever_fn(void *arg)
+{
+    int lfd = *(const int *)arg;
+    for (;;) {
+        int s = urt_accept(lfd, NULL, NULL, 0);
+        if (s < 0) return s == URT_ECANCELED ? 0 : s;
+        EXPECT_EQ(urt_close(s), 0);
+        int r = urt_yield();
+        if (r != 0) return r == URT_ECANCELED ? 0 : r;
+    }
+}
+
+static uint64_t main_returned_at;
+
+static intptr_t main_end_with_listener_armed(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    static int lfd;
+    lfd = urt_tcp_listen("127.0.0.1:0", 0);
+    EXPECT(lfd >= 0);
+    if (lfd < 0) return 0;
+    EXPECT_EQ(urt_task_create(NULL, accept_and_close_forever_fn, &lfd), 0);
+    EXPECT_EQ(urt_yield(), 0); /* it waits in urt_accept */
+    int fds = count_open_fds();
+    struct sockaddr_storage la;
+    local_addr(lfd, &la);
+    int c[END_CLIENTS];
+    for (int i = 0; i < END_CLIENTS; i++) {
+        c[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int r = connect(c[i], (struct sockaddr *)&la, sizeof(struct sockaddr_in));
+        EXPECT(r == 0 || errno == EINPROGRESS);
+    }
+    for (int i = 0; i < END_CLIENTS; i++) {
+        struct pollfd p = {.fd = c[i], .events = POLLOUT};
+        EXPECT_EQ(poll(&p, 1, 1000), 1);
+    }
+    /* The first client sees its connection closed by the acceptor; the
+     * multishot took the others in the same go, and they wait in the
+     * listener for the acceptor, which takes one per turn. */
+    char x;
+    EXPECT_EQ(urt_recv_timeout(c[0], &x, 1, 0, URT_NS_PER_S), 0);
+    int unclosed = count_open_fds() - fds - END_CLIENTS;
+    if (multishot_accept() && unclosed <= 0)
+        note_failure("no connection was queued in the listener at the loop's end");
+    for (int i = 0; i < END_CLIENTS; i++) close(c[i]);
+    /* Behind urt's back: the loop ends with the listener's state live. */
+    EXPECT_EQ(close(lfd), 0);
+    main_returned_at = urt_now();
+    return 0;
+}
+
+/* The loop's end (header, urt_run; src/accept.c): main returning while a
+ * task loops in urt_accept and (multishot) connections accepted for it
+ * still wait in the listener, the listener close(2)d behind urt's back:
+ * urt_run returns 0 within 500 ms of main's return, the queued
+ * connections are closed (run_main counts the fds), nothing is left in
+ * the kernel (the run ends at all).  Under every kernel mask. */
+static void test_loop_ending_with_armed_listener_and_queued_connections_leaks_nothing(
+    void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NKMASKS; i++) {
+        use_kmask(&kmasks[i]);
+        run_main(main_end_with_listener_armed, NULL);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t took = (uint64_t)ts.tv_sec * URT_NS_PER_S + (uint64_t)ts.tv_nsec -
+                        main_returned_at;
+        if (took > 500 * MS) {
+            print_error("under %s: urt_run returned %llu ms after main\n", kmask->name,
+                        (unsigned long long)(took / MS));
+            fail();
+        }
+    }
+    use_kmask(&kmasks[0]);
+}
+
 /* ==== whole transfers ====================================================== */
 
 struct xfer {
@@ -2397,6 +3346,15 @@ int main(int argc, char **argv)
         T(test_cancelled_accept_then_accept_with_address_gets_the_connection),
         T(test_listen_backlog_bounds_connections_nobody_accepts),
         T(test_cancelled_or_timed_out_connect_leaks_nothing),
+        T(test_acceptors_on_one_listener_are_served_in_fifo_order),
+        T(test_burst_of_connections_is_accepted_without_loss),
+        T(test_close_of_listener_ends_waiting_accepts_with_ebadf),
+        T(test_connection_queued_in_listener_goes_to_next_accept_or_is_closed),
+        T(test_listener_fd_number_reused_after_close2_gets_no_old_connection),
+        T(test_listener_fd_number_reused_while_armed_gets_no_old_connection),
+        T(test_accept_errors_are_accept4s),
+        T(test_accept_gives_peer_address_and_flags_in_every_form),
+        T(test_loop_ending_with_armed_listener_and_queued_connections_leaks_nothing),
         T(test_cancel_ten_thousand_tasks_blocked_on_sockets),
         T(test_send_all_read_exactly_64mib_byte_for_byte),
         T(test_send_all_and_read_exactly_cut_short_report_exact_count),
