@@ -243,12 +243,17 @@ test-asan asan:
 # line.  The plain build only: the fallbacks are short, the asan tier covers
 # memory errors in the code they share, and the whole of `make test` should
 # stay within ten minutes on two cores.
+#
+# A third run gives the loop a ring of 2 entries (4 completions): every
+# turn fills the submission queue and overflows the completion queue, and
+# the multishot accepts and recvs must lose nothing when the kernel ends
+# them for want of room.
 test-kernels:
 	@echo '==== tier 3/6 kernels: I/O tests with urt limited to older kernels'"'"' features'
 	@$(MAKE) $(SUB) -k tests || true
-	@status=0; for k in 5.6 5.10; do \
-		echo "==== tier: io under Linux $$k feature set"; \
-		URT_KERNEL=$$k scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/kernel-$$k \
+	@status=0; for env in URT_KERNEL=5.6 URT_KERNEL=5.10 URT_RING_ENTRIES=2; do \
+		echo "==== tier: io under $$env"; \
+		env $$env scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/$${env#URT_} \
 			$(IO_TEST_BINS) || status=1; \
 	done; exit $$status
 

@@ -160,4 +160,28 @@ static inline int run_checked(urt_fn fn, void *arg, intptr_t *value)
     return rc;
 }
 
+/* A byte pattern with no short period, one per stream (seed), so that a
+ * lost, repeated, shifted or foreign chunk shows up at its first byte. */
+static inline unsigned char pat(size_t i, unsigned seed)
+{
+    uint64_t z = ((uint64_t)i + seed * 0x100000001ull + 1) * 0x9E3779B97F4A7C15ull;
+    z ^= z >> 29;
+    return (unsigned char)(z >> 53);
+}
+
+/* p[0..len) = the pattern from byte from on. */
+static inline void fill(unsigned char *p, size_t len, size_t from, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++) p[i] = pat(from + i, seed);
+}
+
+/* Index of the first byte of p[0..len) that is not the pattern from byte
+ * from on, or -1. */
+static inline long mismatch(const unsigned char *p, size_t len, size_t from, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != pat(from + i, seed)) return (long)i;
+    return -1;
+}
+
 #endif

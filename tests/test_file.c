@@ -137,27 +137,6 @@ static int setup(void **state)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* A byte pattern with no short period, so that a lost, repeated or shifted
- * chunk shows up at its first byte. */
-static unsigned char pat(size_t i, unsigned seed)
-{
-    uint64_t z = ((uint64_t)i + seed * 0x100000001ull + 1) * 0x9E3779B97F4A7C15ull;
-    z ^= z >> 29;
-    return (unsigned char)(z >> 53);
-}
-
-static void fill(unsigned char *p, size_t len, size_t from, unsigned seed)
-{
-    for (size_t i = 0; i < len; i++) p[i] = pat(from + i, seed);
-}
-
-static long mismatch(const unsigned char *p, size_t len, size_t from, unsigned seed)
-{
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != pat(from + i, seed)) return (long)i;
-    return -1;
-}
-
 /* What is really in the file, read without urt. */
 static ssize_t slurp(const char *path, void *buf, size_t len)
 {

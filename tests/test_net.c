@@ -228,28 +228,6 @@ static void note_failure(const char *fmt, ...)
     va_end(ap);
 }
 
-/* A byte pattern with no short period: a lost, repeated or shifted chunk
- * shows at its first byte. */
-static unsigned char pattern_at(size_t i)
-{
-    uint64_t z = ((uint64_t)i + 1) * 0x9E3779B97F4A7C15ull;
-    z ^= z >> 29;
-    return (unsigned char)(z >> 53);
-}
-
-static void fill_pattern(unsigned char *p, size_t from, size_t n)
-{
-    for (size_t i = 0; i < n; i++) p[i] = pattern_at(from + i);
-}
-
-/* Index of the first byte of p[0..n) that is not pattern[from..], or -1. */
-static long long pattern_mismatch(const unsigned char *p, size_t from, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != pattern_at(from + i)) return (long long)i;
-    return -1;
-}
-
 /* What a system call returned, in urt's convention. */
 static int sys(long rc)
 {
@@ -765,7 +743,7 @@ static intptr_t main_msg_two_iovecs(void *arg)
     EXPECT(memcmp(b, ", world!", 8) == 0);
 
     unsigned char big[100];
-    fill_pattern(big, 0, sizeof big);
+    fill(big, sizeof big, 0, 0);
     struct iovec one = {big, sizeof big};
     to.msg_iov = &one;
     to.msg_iovlen = 1;
@@ -774,8 +752,8 @@ static intptr_t main_msg_two_iovecs(void *arg)
     struct msghdr tr = {.msg_iov = small, .msg_iovlen = 2};
     EXPECT_EQ(urt_recvmsg(u2, &tr, 0), 10);
     EXPECT(tr.msg_flags & MSG_TRUNC);
-    EXPECT_EQ(pattern_mismatch(a, 0, 5), -1);
-    EXPECT_EQ(pattern_mismatch(b, 5, 5), -1);
+    EXPECT_EQ(mismatch(a, 5, 0, 0), -1);
+    EXPECT_EQ(mismatch(b, 5, 5, 0), -1);
     EXPECT_EQ(urt_close(u1), 0);
     EXPECT_EQ(urt_close(u2), 0);
     return 0;
@@ -1019,7 +997,7 @@ static intptr_t main_peer_reset(void *arg)
     /* Sending to the reset connection: the error, never SIGPIPE. */
     expect_sigpipe_default();
     unsigned char buf[1000];
-    fill_pattern(buf, 0, sizeof buf);
+    fill(buf, sizeof buf, 0, 0);
     EXPECT(is_pipe_or_reset(urt_send(s, buf, 1, 0)));
     EXPECT_EQ(urt_send(s, buf, 1, 0), -EPIPE);
     EXPECT_EQ(urt_send_timeout(s, buf, 1, 0, URT_NS_PER_S), -EPIPE);
@@ -1048,7 +1026,7 @@ static intptr_t main_peer_reset(void *arg)
     unsigned char *data = malloc(big);
     EXPECT(data != NULL);
     if (!data) return 0;
-    fill_pattern(data, 0, big);
+    fill(data, big, 0, 0);
     struct send_job sj = {.fd = s, .len = big, .data = data};
     urt_task st;
     EXPECT_EQ(urt_task_create(&st, send_all_fn, &sj), 0);
@@ -2720,7 +2698,7 @@ static intptr_t main_transfer(void *arg)
     unsigned char *src = malloc(len), *dst = malloc(len);
     EXPECT(src && dst);
     if (!src || !dst) goto out;
-    fill_pattern(src, 0, len);
+    fill(src, len, 0, 0);
     memset(dst, 0, len);
     struct send_job sj = {.fd = c, .len = len, .data = src};
     urt_task st;
@@ -2747,7 +2725,7 @@ static intptr_t main_transfer(void *arg)
     EXPECT_EQ(sj.res, len);
     EXPECT_EQ(sj.done, len);
     EXPECT_EQ(off, len);
-    EXPECT_EQ(pattern_mismatch(dst, 0, len), -1);
+    EXPECT_EQ(mismatch(dst, len, 0, 0), -1);
     /* The sender closes after 5 more bytes: read_exactly of 10 reports
      * -ENODATA and the 5 it got. */
     EXPECT_EQ(urt_send_all(c, src, 5, NULL), 5);
@@ -2756,7 +2734,7 @@ static intptr_t main_transfer(void *arg)
     memset(dst, CANARY, 10);
     EXPECT_EQ(urt_read_exactly(s, dst, 10, &done), -ENODATA);
     EXPECT_EQ(done, 5);
-    EXPECT_EQ(pattern_mismatch(dst, 0, 5), -1);
+    EXPECT_EQ(mismatch(dst, 5, 0, 0), -1);
     EXPECT(all_canary(dst + 5, 5));
     done = 99;
     EXPECT_EQ(urt_read_exactly(s, dst, 10, &done), -ENODATA);
@@ -2812,7 +2790,7 @@ static intptr_t main_transfer_cut_short(void *arg)
         unsigned char *src = malloc(len), *dst = malloc(len);
         EXPECT(src && dst);
         if (!src || !dst) return 0;
-        fill_pattern(src, 0, len);
+        fill(src, len, 0, 0);
         struct send_job sj = {.fd = c, .len = len, .data = src};
         urt_task st;
         if (!timed) {
@@ -2837,7 +2815,7 @@ static intptr_t main_transfer_cut_short(void *arg)
             got += (size_t)r;
         }
         EXPECT_EQ(got, sj.done);
-        EXPECT_EQ(pattern_mismatch(dst, 0, got), -1);
+        EXPECT_EQ(mismatch(dst, got, 0, 0), -1);
         free(src);
         free(dst);
         EXPECT_EQ(urt_close(c), 0);
@@ -2850,7 +2828,7 @@ static intptr_t main_transfer_cut_short(void *arg)
         int c, s;
         if (!tcp_pair(&c, &s)) return 0;
         unsigned char data[60], got[60];
-        fill_pattern(data, 0, sizeof data);
+        fill(data, sizeof data, 0, 0);
         struct rjob j = {.fd = s, .timeout = timed ? 30 * MS : URT_NO_TIMEOUT};
         urt_task t;
         EXPECT_EQ(urt_task_create(&t, read_exactly_fn, &j), 0);
@@ -2865,14 +2843,14 @@ static intptr_t main_transfer_cut_short(void *arg)
         EXPECT_EQ(urt_task_release(t), 0);
         EXPECT_EQ(j.res, timed ? URT_ETIMEDOUT : URT_ECANCELED);
         EXPECT_EQ(j.done, 25);
-        EXPECT_EQ(pattern_mismatch(j.buf, 0, 25), -1);
+        EXPECT_EQ(mismatch(j.buf, 25, 0, 0), -1);
         EXPECT(all_canary(j.buf + 25, sizeof j.buf - 25));
         EXPECT_EQ(urt_send(c, data + 25, 35, 0), 35);
         EXPECT_EQ(urt_sleep_ms(5), 0);
         EXPECT(all_canary(j.buf + 25, sizeof j.buf - 25));
         size_t done = 0;
         EXPECT_EQ(urt_read_exactly_timeout(s, got, 35, &done, URT_NS_PER_S), 35);
-        EXPECT_EQ(pattern_mismatch(got, 25, 35), -1);
+        EXPECT_EQ(mismatch(got, 35, 25, 0), -1);
         EXPECT_EQ(urt_close(c), 0);
         EXPECT_EQ(urt_close(s), 0);
     }
@@ -2930,7 +2908,7 @@ static intptr_t main_nonblocking(void *arg)
     set_int_opt(c, SOL_SOCKET, SO_SNDBUF, 16384);
     fill_socket(c);
     unsigned char msg[1000];
-    fill_pattern(msg, 0, sizeof msg);
+    fill(msg, sizeof msg, 0, 0);
     struct send_job sj = {.fd = c, .len = sizeof msg, .data = msg};
     EXPECT_EQ(urt_task_create(&t, send_fn, &sj), 0);
     EXPECT_EQ(urt_sleep_ms(10), 0);
@@ -2956,7 +2934,7 @@ static intptr_t main_nonblocking(void *arg)
     unsigned char *src = malloc(len), *dst = malloc(len);
     EXPECT(src && dst);
     if (src && dst) {
-        fill_pattern(src, 0, len);
+        fill(src, len, 0, 0);
         sj = (struct send_job){.fd = c, .len = len, .data = src};
         EXPECT_EQ(urt_task_create(&t, send_all_fn, &sj), 0);
         size_t done = 0;
@@ -2964,7 +2942,7 @@ static intptr_t main_nonblocking(void *arg)
         EXPECT_EQ(urt_task_await(t, NULL), 0);
         EXPECT_EQ(urt_task_release(t), 0);
         EXPECT_EQ(sj.res, len);
-        EXPECT_EQ(pattern_mismatch(dst, 0, len), -1);
+        EXPECT_EQ(mismatch(dst, len, 0, 0), -1);
     }
     free(src);
     free(dst);

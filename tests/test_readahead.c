@@ -131,28 +131,6 @@ static uint64_t seed_for(uint64_t salt)
     return s;
 }
 
-/* A byte pattern with no short period, one per stream (seed): a lost,
- * repeated, shifted or foreign chunk shows at its first byte. */
-static unsigned char pat(size_t i, unsigned seed)
-{
-    uint64_t z = ((uint64_t)i + seed * 0x100000001ull + 1) * 0x9E3779B97F4A7C15ull;
-    z ^= z >> 29;
-    return (unsigned char)(z >> 53);
-}
-
-static void fill(unsigned char *p, size_t len, size_t from, unsigned seed)
-{
-    for (size_t i = 0; i < len; i++) p[i] = pat(from + i, seed);
-}
-
-/* Index of the first byte that is not the pattern, or -1. */
-static long mismatch(const unsigned char *p, size_t len, size_t from, unsigned seed)
-{
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != pat(from + i, seed)) return (long)i;
-    return -1;
-}
-
 static bool all_canary(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
