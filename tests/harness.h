@@ -184,4 +184,56 @@ static inline long mismatch(const unsigned char *p, size_t len, size_t from, uns
     return -1;
 }
 
+/* ---- checks --------------------------------------------------------------- */
+
+/* What a buffer is filled with before a call, so that a byte the call was
+ * not to write (past its result, or after a cancellation) shows up. */
+#define CANARY 0xA5
+
+static inline bool all_canary(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != CANARY) return false;
+    return true;
+}
+
+/* Records a failure in words when a number would not say enough; like
+ * EXPECT, only the first failure is kept. */
+static inline void note_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void note_failure(const char *fmt, ...)
+{
+    if (task_failure[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(task_failure, sizeof task_failure, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- waiting on tasks ------------------------------------------------------ */
+
+/* n suspension points, each of which must return 0 (no cancellation): lets
+ * the other tasks run up to where they block. */
+static inline void yields(int n)
+{
+    for (int i = 0; i < n; i++) EXPECT_EQ(urt_yield(), 0);
+}
+
+/* Awaits and releases t, but after ms fails the check and cancels it
+ * (every 100 ms until it ends, since it may go on to wait again), so that
+ * a lost operation, timeout or wake-up fails the test instead of hanging
+ * it.  Returns what urt_task_await returned. */
+static inline int await_within(urt_task t, uint64_t ms, intptr_t *value)
+{
+    uint64_t end = urt_now() + ms * URT_NS_PER_MS;
+    while (urt_task_done(t) == 0 && urt_now() < end) urt_sleep_ms(1);
+    if (urt_task_done(t) == 0) EXPECT_EQ(urt_task_done(t), 1); /* stuck */
+    while (urt_task_done(t) == 0) {
+        urt_task_cancel(t);
+        urt_sleep_ms(100);
+    }
+    int rc = urt_task_await(t, value);
+    urt_task_release(t);
+    return rc;
+}
+
 #endif

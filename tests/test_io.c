@@ -110,28 +110,6 @@ static const char *code(long long r)
     }
 }
 
-/* Awaits t, but after ms fails the check and cancels it (every 100 ms
- * until it ends, since it may go on to wait again), so that a runtime that
- * lost an operation or a timeout fails the test instead of hanging it. */
-static int await_within(urt_task t, uint64_t ms, intptr_t *value)
-{
-    uint64_t end = urt_now() + ms * URT_NS_PER_MS;
-    while (urt_task_done(t) == 0 && urt_now() < end) urt_sleep_ms(1);
-    if (urt_task_done(t) == 0) EXPECT_EQ(urt_task_done(t), 1); /* stuck */
-    while (urt_task_done(t) == 0) {
-        urt_task_cancel(t);
-        urt_sleep_ms(100);
-    }
-    int rc = urt_task_await(t, value);
-    urt_task_release(t);
-    return rc;
-}
-
-static void yields(int n)
-{
-    for (int i = 0; i < n; i++) EXPECT_EQ(urt_yield(), 0);
-}
-
 /* Runs body as a task and waits for it at most 10 s: a runtime that lost
  * a timeout then fails the test instead of hanging it. */
 static intptr_t guarded(urt_fn body)
@@ -341,7 +319,6 @@ static void test_huge_fd_number_is_ebadf_without_huge_allocation(void **state)
 
 /* ---- cancellation and timeouts leave buffer and data alone (3.3) ---- */
 
-#define CANARY 0xA5
 #define MSG 64
 
 struct reader {

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sockets.h"
 #include "internal.h" /* the loop's feature table: did the mask take effect */
 
 /* ---- kernel masks ------------------------------------------------------- */
@@ -207,26 +208,10 @@ static void run_forked_under_each_kernel(urt_fn fn, void *arg)
 
 /* ---- helpers --------------------------------------------------------------- */
 
+/* (TCP pairs, addresses, reset_close, all_canary and note_failure are in
+ * sockets.h.) */
+
 #define MS URT_NS_PER_MS
-#define CANARY 0xA5
-
-static bool all_canary(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != CANARY) return false;
-    return true;
-}
-
-/* Records a failure in words when a number would not say enough. */
-static void note_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note_failure(const char *fmt, ...)
-{
-    if (task_failure[0]) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(task_failure, sizeof task_failure, fmt, ap);
-    va_end(ap);
-}
 
 /* What a system call returned, in urt's convention. */
 static int sys(long rc)
@@ -251,30 +236,12 @@ static void set_nonblocking(int fd)
     EXPECT_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
 }
 
-static void set_int_opt(int fd, int level, int opt, int v)
-{
-    EXPECT_EQ(setsockopt(fd, level, opt, &v, sizeof v), 0);
-}
-
 static int get_int_opt(int fd, int level, int opt)
 {
     int v = -1;
     socklen_t len = sizeof v;
     EXPECT_EQ(getsockopt(fd, level, opt, &v, &len), 0);
     return v;
-}
-
-static void local_addr(int fd, struct sockaddr_storage *ss)
-{
-    socklen_t len = sizeof *ss;
-    memset(ss, 0, sizeof *ss);
-    EXPECT_EQ(getsockname(fd, (struct sockaddr *)ss, &len), 0);
-}
-
-static unsigned port_of(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
 }
 
 /* Same family, address and port. */
@@ -286,51 +253,6 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_st
                       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
     return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
            ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-}
-
-/* "127.0.0.1:port" or "[::1]:port" of the socket's local address. */
-static void local_hostport(int fd, char *out, size_t n)
-{
-    struct sockaddr_storage ss;
-    local_addr(fd, &ss);
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
-        snprintf(out, n, "[%s]:%u", ip, port_of(&ss));
-    } else {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
-        snprintf(out, n, "%s:%u", ip, port_of(&ss));
-    }
-}
-
-/* A connected TCP pair over 127.0.0.1 made with urt's own calls: *c the
- * connecting end, *s the accepted one.  rcvbuf > 0 sets SO_RCVBUF on the
- * listener first, so that the accepted end inherits it before the window is
- * negotiated. */
-static bool tcp_pair_buf(int *c, int *s, int rcvbuf)
-{
-    *c = *s = -1;
-    int lfd = urt_tcp_listen("127.0.0.1:0", 1);
-    EXPECT(lfd >= 0);
-    if (lfd < 0) return false;
-    if (rcvbuf > 0) set_int_opt(lfd, SOL_SOCKET, SO_RCVBUF, rcvbuf);
-    char hp[64];
-    local_hostport(lfd, hp, sizeof hp);
-    *c = urt_tcp_connect(hp);
-    EXPECT(*c >= 0);
-    if (*c >= 0) {
-        *s = urt_accept(lfd, NULL, NULL, 0);
-        EXPECT(*s >= 0);
-    }
-    EXPECT_EQ(urt_close(lfd), 0);
-    if (*c >= 0 && *s >= 0) return true;
-    if (*c >= 0) urt_close(*c);
-    return false;
-}
-
-static bool tcp_pair(int *c, int *s)
-{
-    return tcp_pair_buf(c, s, 0);
 }
 
 /* Sends junk with MSG_DONTWAIT until the kernel takes no more: the
@@ -356,14 +278,6 @@ static size_t drain_socket(int fd)
     size_t total = 0;
     for (ssize_t n; (n = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0;) total += (size_t)n;
     return total;
-}
-
-/* Resets the connection: SO_LINGER {1, 0} and close send an RST. */
-static void reset_close(int fd)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    EXPECT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    EXPECT_EQ(urt_close(fd), 0);
 }
 
 /* ---- a task blocked in one receive call ------------------------------------ */

@@ -57,6 +57,7 @@
 
 #include "harness.h"
 #include "masks.h"
+#include "sockets.h"
 #include "internal.h" /* the loop's feature table: did the mask take effect */
 
 /* ---- feature masks ----------------------------------------------------- */
@@ -107,8 +108,10 @@ static void check_mask(void)
 
 /* ---- helpers ------------------------------------------------------------- */
 
+/* (tcp_pair, reset_close, yields, await_within, all_canary and note_failure
+ * are in sockets.h.) */
+
 #define MS URT_NS_PER_MS
-#define CANARY 0xA5
 /* A bound on waits that should end: a lost wake-up fails the test instead
  * of hanging it.  Not a speed assertion: nothing checks how long it took. */
 #define GUARD_NS (10 * URT_NS_PER_S)
@@ -131,24 +134,6 @@ static uint64_t seed_for(uint64_t salt)
     return s;
 }
 
-static bool all_canary(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != CANARY) return false;
-    return true;
-}
-
-/* Records a failure in words when a number would not say enough. */
-static void note_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note_failure(const char *fmt, ...)
-{
-    if (task_failure[0]) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(task_failure, sizeof task_failure, fmt, ap);
-    va_end(ap);
-}
-
 static const char *mask_name(void)
 {
     return mask_now && mask_now->var ? mask_now->value : "no mask";
@@ -158,28 +143,6 @@ static const char *mask_name(void)
 static void readahead_on(int fd)
 {
     EXPECT_EQ(urt_readahead(fd, 1), ra_expected);
-}
-
-static void yields(int n)
-{
-    for (int i = 0; i < n; i++) EXPECT_EQ(urt_yield(), 0);
-}
-
-/* Awaits t, but after ms fails the check and cancels it (every 100 ms
- * until it ends), so that a lost wake-up fails the test instead of
- * hanging it. */
-static int await_within(urt_task t, uint64_t ms, intptr_t *value)
-{
-    uint64_t end = urt_now() + ms * MS;
-    while (urt_task_done(t) == 0 && urt_now() < end) urt_sleep_ms(1);
-    if (urt_task_done(t) == 0) EXPECT_EQ(urt_task_done(t), 1); /* stuck */
-    while (urt_task_done(t) == 0) {
-        urt_task_cancel(t);
-        urt_sleep_ms(100);
-    }
-    int rc = urt_task_await(t, value);
-    urt_task_release(t);
-    return rc;
 }
 
 /* Every main runs as a task awaited for at most a minute: a read that
@@ -228,37 +191,6 @@ static bool unix_pair(int *a, int *b)
     *a = sv[0];
     *b = sv[1];
     return true;
-}
-
-static void local_hostport(int fd, char *out, size_t n)
-{
-    struct sockaddr_in sin;
-    socklen_t len = sizeof sin;
-    memset(&sin, 0, sizeof sin);
-    EXPECT_EQ(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    snprintf(out, n, "127.0.0.1:%u", ntohs(sin.sin_port));
-}
-
-/* A connected TCP pair over 127.0.0.1 made with urt's own calls: *c the
- * connecting end, *s the accepted one. */
-static bool tcp_pair(int *c, int *s)
-{
-    *c = *s = -1;
-    int lfd = urt_tcp_listen("127.0.0.1:0", 1);
-    EXPECT(lfd >= 0);
-    if (lfd < 0) return false;
-    char hp[64];
-    local_hostport(lfd, hp, sizeof hp);
-    *c = urt_tcp_connect(hp);
-    EXPECT(*c >= 0);
-    if (*c >= 0) {
-        *s = urt_accept(lfd, NULL, NULL, 0);
-        EXPECT(*s >= 0);
-    }
-    EXPECT_EQ(urt_close(lfd), 0);
-    if (*c >= 0 && *s >= 0) return true;
-    if (*c >= 0) urt_close(*c);
-    return false;
 }
 
 enum transport { UNIX_PAIR, TCP_PAIR };
@@ -1162,13 +1094,6 @@ static intptr_t recv_until_reset(void *arg)
     char buf[64];
     j->res = urt_recv(j->fd, buf, sizeof buf, 0);
     return 0;
-}
-
-static void reset_close(int fd)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    EXPECT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    EXPECT_EQ(urt_close(fd), 0);
 }
 
 static intptr_t main_reset(void *arg)
