@@ -43,6 +43,11 @@ struct urt__features {
     uint64_t ops[2];       /* opcodes urt may use: supported and not masked */
     unsigned flags;        /* URT__F_*: allowed, then what is really in use */
     unsigned version_mask; /* URT_KERNEL as major*100+minor, or 0 */
+    /* URT_TEST_NOWAIT: the first try of every read, write, send and recv
+     * that may wait asks not to (RWF_NOWAIT, MSG_DONTWAIT), so that the
+     * -EAGAIN a kernel gives for an O_NONBLOCK fd, and urt's wait for
+     * readiness and retry, happen on kernels that would have waited. */
+    bool test_nowait;
 };
 
 /* What the mask allows, before the ring exists. */

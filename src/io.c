@@ -156,9 +156,25 @@ int urt__io(const struct urt__io *io)
     if (!loop) return URT_ENOLOOP;
     struct urt__task *self = loop->current;
     if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
+    bool nowait = unlikely(loop->features.test_nowait) && io->eagain_events;
     for (;;) {
-        int res = submit_and_wait(loop, io);
+        int res;
+        if (unlikely(nowait)) {
+            struct urt__io first = *io;
+            first.nowait = true;
+            nowait = false;
+            res = submit_and_wait(loop, &first);
+            if (res == -EOPNOTSUPP) continue; /* a file that cannot not wait */
+        } else {
+            res = submit_and_wait(loop, io);
+        }
         if (res != -EAGAIN || !io->eagain_events) return res;
+        /* -EAGAIN moved nothing: a cancellation that came meanwhile (its
+         * cancel found the op already done) is due now, not after a wait. */
+        if (self->cancel_pending) {
+            self->cancel_pending = false;
+            return URT_ECANCELED;
+        }
         /* An O_NONBLOCK fd the kernel did not wait on.  io_uring on 6.x waits
          * on pipes and sockets by itself; older kernels honour the flag. */
         struct urt__io poll = {
@@ -314,6 +330,7 @@ static void prep_rw(struct io_uring_sqe *sqe, const struct urt__io *io)
     } else {
         io_uring_prep_read(sqe, io->fd, rw->one.iov_base, (unsigned)rw->one.iov_len, rw->offset);
     }
+    if (io->nowait) sqe->rw_flags |= RWF_NOWAIT;
 }
 
 static void mark_read(const struct urt__rw *rw, ssize_t res)

@@ -26,6 +26,7 @@ struct urt__io {
     urt__prep_fn prep;
     int fd;              /* the fd the op works on (fd table, polling), or -1 */
     short eagain_events; /* POLLIN/POLLOUT: -EAGAIN means "wait and retry" */
+    bool nowait;         /* this try must not wait (URT_TEST_NOWAIT) */
     uint64_t deadline;   /* absolute CLOCK_MONOTONIC ns for LINK_TIMEOUT, or 0 */
     union {
         struct urt__rw rw;

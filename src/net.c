@@ -109,19 +109,21 @@ struct msg_args {
 static void prep_msg(struct io_uring_sqe *sqe, const struct urt__io *io)
 {
     const struct msg_args *a = io->u.args;
+    unsigned flags = (unsigned)a->flags | (io->nowait ? MSG_DONTWAIT : 0);
     if (a->send)
-        io_uring_prep_sendmsg(sqe, io->fd, a->msg, (unsigned)a->flags);
+        io_uring_prep_sendmsg(sqe, io->fd, a->msg, flags);
     else
-        io_uring_prep_recvmsg(sqe, io->fd, a->msg, (unsigned)a->flags);
+        io_uring_prep_recvmsg(sqe, io->fd, a->msg, flags);
 }
 
 static void prep_buf(struct io_uring_sqe *sqe, const struct urt__io *io)
 {
     const struct msg_args *a = io->u.args;
+    int flags = a->flags | (io->nowait ? MSG_DONTWAIT : 0);
     if (a->send)
-        io_uring_prep_send(sqe, io->fd, a->buf, a->len, a->flags);
+        io_uring_prep_send(sqe, io->fd, a->buf, a->len, flags);
     else
-        io_uring_prep_recv(sqe, io->fd, a->buf, a->len, a->flags);
+        io_uring_prep_recv(sqe, io->fd, a->buf, a->len, flags);
 }
 
 static ssize_t transfer(int fd, struct msg_args *a, uint64_t timeout_ns)

@@ -6,6 +6,8 @@
  *
  *   URT_KERNEL=5.6          use only what Linux 5.6 had (also 5.10, 5.19, ...)
  *   URT_FEATURES_OFF=a,b    turn off single features (names below)
+ *   URT_TEST_NOWAIT=1       first tries that would wait get -EAGAIN instead,
+ *                           as an O_NONBLOCK fd gets them (internal.h)
  *
  * Masking never makes the kernel do less; it makes urt take the path it
  * would take where the kernel lacks a feature.
@@ -101,6 +103,8 @@ void urt__features_allowed(struct urt__features *f)
         f->flags |= feature_versions[i].bit;
     }
     f->version_mask = version;
+    const char *nowait = getenv("URT_TEST_NOWAIT");
+    f->test_nowait = nowait && *nowait && strcmp(nowait, "0") != 0;
 }
 
 void urt__features_probe(struct urt__features *f, struct io_uring *ring)
