@@ -34,8 +34,6 @@
 
 #include "io.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-
 struct urt__listener {
     struct urt__listener *next; /* loop->listeners */
     struct urt__op multishot;   /* in the fd's op list while armed */

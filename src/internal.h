@@ -14,6 +14,10 @@
 
 #include "urt.h"
 
+/* The struct that holds member at p: state that an op or wait-queue entry
+ * is embedded in, found from the pointer the kernel or a waker hands back. */
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

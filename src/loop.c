@@ -141,8 +141,8 @@ static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
     if (--op->pending) return;
     op->done = true;
     /* The op's own task first: a urt_close waiting for this fd's last op
-     * must return after the calls it ended, not before.  No task: someone
-     * else woke it already (urt_accept's timer). */
+     * must return after the calls it ended, not before.  No task: a
+     * parked task's timer, whose task a waker resumed already (waitq.c). */
     if (op->task) urt__make_ready(loop, op->task);
     urt__fd_unlink(loop, op);
 }

@@ -28,8 +28,6 @@
 
 #include "io.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-
 #define BUF_SIZE (16u * 1024u)
 #define BUF_COUNT 256u /* a power of two, as the kernel wants */
 #define BUF_GROUP 0
