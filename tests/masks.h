@@ -7,6 +7,7 @@
 #define URT_TEST_MASKS_H
 
 #include "harness.h"
+#include "internal.h" /* the loop's feature table: did the mask take effect */
 
 struct mask {
     const char *var, *value; /* environment for the run; NULL: none */
@@ -41,6 +42,21 @@ static inline void mask_restore(const struct mask *m)
         unsetenv(m->var);
     free(mask_env_saved);
     mask_env_saved = NULL;
+}
+
+/* The first half of every file's check_mask: the running loop, after
+ * checking that the mask under way (unmasked: unmasked, the file's first
+ * entry) took away every opcode it must; NULL outside a loop, recorded as
+ * a failure. */
+static inline const struct urt_loop *mask_loop_checked(const struct mask *unmasked,
+                                                       const struct mask **m)
+{
+    const struct urt_loop *loop = urt__loop;
+    EXPECT(loop != NULL);
+    *m = mask_now ? mask_now : unmasked;
+    if (!loop) return NULL;
+    for (unsigned i = 0; i < (*m)->ngone; i++) EXPECT_EQ(urt__has_op(loop, (*m)->gone[i]), 0);
+    return loop;
 }
 
 /* urt_run under one mask.  The environment is restored before anything is
