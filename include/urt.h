@@ -62,7 +62,9 @@ extern "C" {
 /* No more guarded stacks can be mapped: the kernel lacks MADV_GUARD_INSTALL
  * (Linux < 6.13), so every guard page costs a memory mapping, and the process
  * reached vm.max_map_count (65530 by default, about 32,000 stacks).  Raise it
- * with `sysctl vm.max_map_count=N`, or keep fewer tasks alive at once. */
+ * with `sysctl vm.max_map_count=N`, or keep fewer tasks started and not yet
+ * finished at once.  A task due to start when this happens ends with this
+ * error instead of running (urt_task_create). */
 #define URT_ESTACKLIMIT (-4005)
 
 /* True when a task result, an I/O result or a return code is an error. */
@@ -142,8 +144,8 @@ typedef struct urt_task_opts {
  * Returns 0 when main succeeded, main's error when it failed, or:
  *   -EINVAL   main is NULL.
  *   -EBUSY    a loop is already running on this thread.
- *   -ENOMEM   no memory for the loop or main's stack.
- *   URT_ESTACKLIMIT  see above.
+ *   -ENOMEM   no memory for the loop, or for main's stack.
+ *   URT_ESTACKLIMIT  no stack could be mapped for main (see above).
  *   -EDEADLK  tasks were left waiting on each other with nothing that could
  *             wake them, even after being cancelled.  await and gather refuse
  *             cycles, so this is a guard, not something a program should see.
@@ -165,11 +167,17 @@ URT_API int urt_run(urt_fn main, void *arg, intptr_t *value);
  * (asyncio.create_task).  It starts when the caller next suspends.  If task is
  * not NULL it receives the handle; if it is NULL the task is detached.
  *
+ * A task costs a small control block from here on, and a stack only from the
+ * moment it first runs until it finishes: a million tasks created at once
+ * that each finish before the next starts share one stack.  If no stack can
+ * be had when the task is due to start (-ENOMEM, or URT_ESTACKLIMIT), it
+ * ends without running, as a task cancelled before it ran does, and that
+ * code is its error for whoever awaits it.
+ *
  * Returns 0, or:
  *   -EINVAL          fn is NULL, or an option is out of range.
  *   URT_ENOLOOP      no loop is running on this thread.
- *   -ENOMEM          no memory for the task or its stack.
- *   URT_ESTACKLIMIT  see above.
+ *   -ENOMEM          no memory for the task's control block.
  */
 URT_API int urt_task_create(urt_task *task, urt_fn fn, void *arg);
 

@@ -41,6 +41,7 @@ enum {
     URT__F_FAST_POLL = 1u << 7,
     URT__F_ACCEPT_MULTISHOT = 1u << 8,
     URT__F_RECV_MULTISHOT = 1u << 9, /* with a provided-buffer ring */
+    URT__F_GUARD_BATCH = 1u << 10,    /* guards installed by process_madvise */
 };
 
 struct urt__features {
@@ -145,7 +146,7 @@ struct urt__task {
     urt_fn fn;
     void *arg;
     intptr_t result;
-    struct urt__stack *stack;
+    struct urt__stack *stack; /* NULL until it first runs, and once done */
     /* Tasks and gathers waiting for this one, in the order they started. */
     struct urt__waiter *waiters_head, *waiters_tail;
     union {
@@ -158,6 +159,7 @@ struct urt__task {
     uint64_t visit_mark; /* cycle search epoch */
     uint64_t finish_seq; /* order of finishing, for gather's first error */
     uint32_t slot;
+    unsigned char stack_class; /* of the stack it gets when it first runs */
     unsigned char state;
     unsigned char wait;
     /* A cancellation that could not be handed to what the task waits on
@@ -196,7 +198,6 @@ struct urt__gather {
     bool woken;
 };
 
-struct urt__task *urt__task_lookup(struct urt_loop *loop, urt_task handle);
 urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t);
 void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t);
 void urt__waiter_link(struct urt__task *target, struct urt__waiter *w);
@@ -210,6 +211,8 @@ int urt__gather_push_children(struct urt_loop *loop, struct urt__gather *g, size
 int urt__search_push(struct urt_loop *loop, size_t *len, struct urt__task *t);
 void urt__tasks_destroy(struct urt_loop *loop);
 void urt__task_entry(void *arg);
+/* Gives a task that is about to run for the first time its stack. */
+int urt__task_start(struct urt_loop *loop, struct urt__task *t);
 int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *arg,
                     const urt_task_opts *opts);
 void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t result);
@@ -327,6 +330,17 @@ struct urt_loop {
 };
 
 extern __thread struct urt_loop *urt__loop;
+
+/* The task a handle names, or NULL if the handle is not valid.  Every call
+ * that takes a handle starts here: inline, it is a bounds check and one
+ * compare. */
+static inline struct urt__task *urt__task_lookup(struct urt_loop *loop, urt_task handle)
+{
+    if (unlikely(handle.slot - 1 >= loop->nslots)) return NULL; /* slot 0 wraps */
+    struct urt__slot *s = &loop->slots[handle.slot - 1];
+    if (unlikely(!s->task || s->serial != handle.id)) return NULL;
+    return s->task;
+}
 
 /* The running loop and task, or NULL when called outside a task. */
 static inline struct urt_loop *urt__running(void)

@@ -222,10 +222,15 @@ static struct urt__task *pick_next(struct urt_loop *loop)
         if (!loop->ready_head) loop->ready_tail = NULL;
         loop->ready_len--;
         loop->turn_left--;
-        /* Cancelled before it ever ran: it never runs (SEMANTICS 3.4). */
-        if (unlikely(t->state == URT__NEW && t->cancel_pending)) {
-            urt__task_finish(loop, t, URT_ECANCELED);
-            continue;
+        if (t->state == URT__NEW) {
+            /* Cancelled before it ever ran: it never runs (SEMANTICS 3.4). */
+            int err = t->cancel_pending ? URT_ECANCELED : urt__task_start(loop, t);
+            if (unlikely(err)) {
+                /* No stack to be had: it ends as a task cancelled before it
+                 * ran does, with the reason for its awaiters. */
+                urt__task_finish(loop, t, err);
+                continue;
+            }
         }
         return t;
     }

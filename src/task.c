@@ -27,26 +27,21 @@
 
 static uint64_t next_serial_block = 1; /* 0 is URT_TASK_NONE's id */
 
-static uint64_t new_serial(struct urt_loop *loop)
+__attribute__((noinline, cold)) static void take_serial_block(struct urt_loop *loop)
 {
-    if (unlikely(loop->serial_next == loop->serial_end)) {
-        loop->serial_next = __atomic_fetch_add(&next_serial_block, SERIAL_BLOCK, __ATOMIC_RELAXED);
-        loop->serial_end = loop->serial_next + SERIAL_BLOCK;
-    }
+    loop->serial_next = __atomic_fetch_add(&next_serial_block, SERIAL_BLOCK, __ATOMIC_RELAXED);
+    loop->serial_end = loop->serial_next + SERIAL_BLOCK;
+}
+
+static inline uint64_t new_serial(struct urt_loop *loop)
+{
+    if (unlikely(loop->serial_next == loop->serial_end)) take_serial_block(loop);
     return loop->serial_next++;
 }
 
 urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t)
 {
     return (urt_task){loop->slots[t->slot].serial, (uint64_t)t->slot + 1};
-}
-
-struct urt__task *urt__task_lookup(struct urt_loop *loop, urt_task handle)
-{
-    if (handle.slot == 0 || handle.slot > loop->nslots) return NULL;
-    struct urt__slot *s = &loop->slots[handle.slot - 1];
-    if (!s->task || s->serial != handle.id) return NULL;
-    return s->task;
 }
 
 static int slot_alloc(struct urt_loop *loop, uint32_t *out)
@@ -87,24 +82,27 @@ static void task_free(struct urt_loop *loop, struct urt__task *t)
     loop->task_free = t;
 }
 
+/* The class of URT_STACK_DEFAULT, the size nearly every task gets. */
+#define DEFAULT_STACK_CLASS (__builtin_ctz(URT_STACK_DEFAULT / URT_STACK_MIN))
+
 int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *arg,
                     const urt_task_opts *opts)
 {
-    if (!fn) return -EINVAL;
-    unsigned size_class;
-    int err = urt__stack_class(opts ? opts->stack_size : 0, &size_class);
-    if (err) return err;
+    if (unlikely(!fn)) return -EINVAL;
+    unsigned size_class = DEFAULT_STACK_CLASS;
+    int err;
+    if (unlikely(opts && opts->stack_size) &&
+        (err = urt__stack_class(opts->stack_size, &size_class)))
+        return err;
 
     struct urt__task *t = loop->task_free;
-    if (t) {
+    if (likely(t)) {
         loop->task_free = t->next_ready;
     } else if (!(t = malloc(sizeof *t))) {
         return -ENOMEM;
     }
     uint32_t slot;
-    if ((err = slot_alloc(loop, &slot)) ||
-        (err = urt__stack_alloc(loop, size_class, &t->stack))) {
-        if (!err) slot_free(loop, slot);
+    if (unlikely(err = slot_alloc(loop, &slot))) {
         t->next_ready = loop->task_free;
         loop->task_free = t;
         return err;
@@ -112,6 +110,12 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     t->fn = fn;
     t->arg = arg;
     t->result = 0;
+    /* The stack comes when the task first runs (urt__task_start): a task
+     * that is created and finishes before the next one starts hands the
+     * same warm stack on, so a burst of short tasks needs one stack, not
+     * one each. */
+    t->stack = NULL;
+    t->stack_class = (unsigned char)size_class;
     t->waiters_head = t->waiters_tail = NULL;
     t->number = ++loop->task_count;
     t->visit_mark = 0;
@@ -125,29 +129,31 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     t->asan_fake_stack = NULL;
 #endif
     t->has_name = opts && opts->name;
-    if (t->has_name) {
+    if (unlikely(t->has_name)) {
         strncpy(t->name, opts->name, URT_TASK_NAME_MAX - 1);
         t->name[URT_TASK_NAME_MAX - 1] = '\0';
     }
+    uint64_t serial = new_serial(loop);
     loop->slots[slot].task = t;
-    loop->slots[slot].serial = new_serial(loop);
-    urt__ctx_init(&t->ctx, t->stack, urt__task_entry, t);
+    loop->slots[slot].serial = serial;
     loop->live++;
     urt__make_ready(loop, t);
-    if (handle) *handle = urt__task_handle(loop, t);
+    if (handle) *handle = (urt_task){serial, (uint64_t)slot + 1};
     return 0;
 }
 
 int urt_task_create_opts(urt_task *task, urt_fn fn, void *arg, const urt_task_opts *opts)
 {
     struct urt_loop *loop = urt__running();
-    if (!loop) return URT_ENOLOOP;
+    if (unlikely(!loop)) return URT_ENOLOOP;
     return urt__task_spawn(loop, task, fn, arg, opts);
 }
 
 int urt_task_create(urt_task *task, urt_fn fn, void *arg)
 {
-    return urt_task_create_opts(task, fn, arg, NULL);
+    struct urt_loop *loop = urt__running();
+    if (unlikely(!loop)) return URT_ENOLOOP;
+    return urt__task_spawn(loop, task, fn, arg, NULL);
 }
 
 void urt__waiter_link(struct urt__task *target, struct urt__waiter *w)
@@ -187,7 +193,7 @@ void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t resul
     }
     /* Still running on it when called from the task itself, but nothing can
      * take it from the pool before this fiber has switched away. */
-    urt__stack_free(loop, t->stack);
+    if (t->stack) urt__stack_free(loop, t->stack);
     t->stack = NULL;
     /* Waiters wake in the order they began to wait. */
     struct urt__waiter *w;
@@ -201,6 +207,14 @@ void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t resul
             urt__make_ready(loop, w->task);
     }
     if (t->released) task_free(loop, t);
+}
+
+int urt__task_start(struct urt_loop *loop, struct urt__task *t)
+{
+    int err = urt__stack_alloc(loop, t->stack_class, &t->stack);
+    if (unlikely(err)) return err;
+    urt__ctx_init(&t->ctx, t->stack, urt__task_entry, t);
+    return 0;
 }
 
 void urt__task_entry(void *arg)
@@ -310,7 +324,8 @@ int urt_task_await(urt_task handle, intptr_t *value)
     if (t == self) return -EDEADLK;
     /* Done: no suspension, so a pending cancellation is not delivered. */
     if (t->state == URT__DONE) return urt__outcome(t->result, value);
-    if (urt__would_deadlock(loop, self, t)) return -EDEADLK;
+    /* Only a waiting task can be part of a cycle. */
+    if (t->state == URT__WAITING && urt__would_deadlock(loop, self, t)) return -EDEADLK;
 
     struct urt__waiter w = {.task = self};
     urt__waiter_link(t, &w);
