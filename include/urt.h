@@ -123,7 +123,12 @@ typedef intptr_t (*urt_fn)(void *arg);
 /* Default usable stack of a task, in bytes (a guard page is added below it).
  * Only the pages a task touches cost memory. */
 #define URT_STACK_DEFAULT (128u * 1024u)
-/* Smallest and largest stack a task may ask for. */
+/* Smallest and largest stack a task may ask for.  A task's stack also
+ * carries what runs while it is suspended or calling in: urt's scheduler
+ * (under 1 KiB) and, on the first call of each library function in a
+ * program linked lazily (the default), the dynamic linker, which takes
+ * several KiB to save the vector registers and look the symbol up.  Leave
+ * 8 KiB of a small stack to them, or link with -Wl,-z,now. */
 #define URT_STACK_MIN (16u * 1024u)
 #define URT_STACK_MAX (64u * 1024u * 1024u)
 

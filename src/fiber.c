@@ -74,9 +74,6 @@ static int install_guard(struct urt_loop *loop, char *guard)
 #ifndef PIDFD_SELF_THREAD
 #define PIDFD_SELF_THREAD (-10000)
 #endif
-/* Guards per process_madvise call: the iovecs live on the stack of whatever
- * task needed a stack, which may be a 16 KiB one. */
-#define GUARD_BATCH 64u
 
 /*
  * Installs the guards of count stacks laid out stride bytes apart from mem,
@@ -93,8 +90,8 @@ static unsigned install_guards_batched(struct urt_loop *loop, char *mem, size_t 
     if (!urt__has(loop, URT__F_GUARD_BATCH) || !urt__has(loop, URT__F_GUARD_INSTALL)) return 0;
     unsigned done = 0;
     while (done < count) {
-        struct iovec iov[GUARD_BATCH];
-        unsigned n = count - done < GUARD_BATCH ? count - done : GUARD_BATCH;
+        struct iovec *iov = loop->guard_iov;
+        unsigned n = count - done < URT__GUARD_BATCH ? count - done : URT__GUARD_BATCH;
         for (unsigned i = 0; i < n; i++)
             iov[i] = (struct iovec){mem + (size_t)(done + i) * stride, URT_GUARD_SIZE};
         long r = syscall(SYS_process_madvise, PIDFD_SELF_THREAD, iov, (size_t)n,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <liburing.h>
 #include <signal.h>
+#include <sys/uio.h>
 
 #include "urt.h"
 
@@ -86,6 +87,8 @@ struct urt__stack {
  * locals cannot step over it into the neighbouring stack. */
 #define URT_GUARD_SIZE (16u * 1024u)
 #define URT_STACK_CLASSES 13 /* 16 KiB .. 64 MiB, powers of two */
+/* Guards installed per process_madvise call (fiber.c). */
+#define URT__GUARD_BATCH 64u
 
 struct urt__stack_pool {
     struct urt__stack *free;
@@ -316,6 +319,9 @@ struct urt_loop {
     struct urt__features features;
 
     struct urt__stack_pool pools[URT_STACK_CLASSES];
+    /* process_madvise's ranges: here, not on the stack of the task whose
+     * first run needed a new slab, which may be a 16 KiB one. */
+    struct iovec guard_iov[URT__GUARD_BATCH];
     struct urt__slab *slabs;
     size_t page_size;
 

@@ -29,7 +29,6 @@
 __thread struct urt_loop *urt__loop;
 
 #define RING_ENTRIES 4096u
-#define CQE_BATCH 256u
 
 /* URT_RING_ENTRIES sizes the ring for tests that need it full or
  * overflowing; programs have no reason to set it. */
@@ -156,15 +155,33 @@ static bool cq_has_work(struct urt_loop *loop)
             (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN));
 }
 
+/*
+ * Takes every CQE there is, one at a time: each is copied out and the head
+ * moved past it before it is handled, because a handler may prepare an SQE,
+ * and one that finds the SQ full submits and reaps again (urt__get_sqe),
+ * which must not see the same CQE twice.  No batch array either: this runs
+ * on whichever task's stack is suspending, which may be a 16 KiB one.
+ * Completions the kernel holds back (overflow, or DEFER_TASKRUN's pending
+ * work) are fetched once when the ring runs dry.
+ */
 static void reap(struct urt_loop *loop)
 {
-    struct io_uring_cqe *cqes[CQE_BATCH];
-    unsigned n;
-    do {
-        n = io_uring_peek_batch_cqe(&loop->ring, cqes, CQE_BATCH);
-        for (unsigned i = 0; i < n; i++) complete(loop, cqes[i]);
-        io_uring_cq_advance(&loop->ring, n);
-    } while (n == CQE_BATCH);
+    struct io_uring_cq *cq = &loop->ring.cq;
+    bool fetched = false;
+    for (;;) {
+        unsigned head = *cq->khead;
+        if (head == io_uring_smp_load_acquire(cq->ktail)) {
+            if (fetched || !(IO_URING_READ_ONCE(*loop->ring.sq.kflags) &
+                             (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
+                return;
+            io_uring_get_events(&loop->ring);
+            fetched = true;
+            continue;
+        }
+        struct io_uring_cqe cqe = cq->cqes[head & cq->ring_mask];
+        io_uring_smp_store_release(cq->khead, head + 1);
+        complete(loop, &cqe);
+    }
 }
 
 /* Submits what is prepared (waiting for wait_nr completions) and reaps.

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -564,6 +565,57 @@ static void test_tasks_created_at_once_share_stacks_when_run_one_by_one(void **s
     assert_true(b.vm_after - b.vm_before <= 64 * 1024);
 }
 
+/* urt.h, URT_STACK_MIN: urt's own work on a suspending task's stack (the
+ * scheduler, reaping, the first run of the next task, a new slab of
+ * stacks) fits in what a task with the smallest stack leaves it when it
+ * suspends with 8 KiB of its own frames in use.  64 such tasks, each
+ * suspending in a yield, a sleep and a pipe round trip, in a ring of 2
+ * entries so that preparing an SQE submits and reaps too. */
+static int small_pipe[2];
+
+static intptr_t deep_small_task(void *arg)
+{
+    volatile char mine[8 * 1024];
+    memset((char *)mine, (int)(intptr_t)arg, sizeof mine);
+    if (urt_yield() || urt_sleep_us(10)) return -EIO;
+    char byte = (char)(intptr_t)arg;
+    if (urt_write(small_pipe[1], &byte, 1) != 1) return -EIO;
+    if (urt_read(small_pipe[0], &byte, 1) != 1) return -EIO;
+    return mine[sizeof mine - 1] == (char)(intptr_t)arg ? 0 : -EPROTO;
+}
+
+static intptr_t main_small_stacks(void *arg)
+{
+    (void)arg;
+    urt_task tasks[64];
+    int errors[64];
+    urt_task_opts opts = {.stack_size = URT_STACK_MIN};
+    for (int i = 0; i < 64; i++)
+        EXPECT_EQ(urt_task_create_opts(&tasks[i], deep_small_task, (void *)(intptr_t)(i + 1), &opts), 0);
+    EXPECT_EQ(urt_gather(tasks, 64, URT_RETURN_EXCEPTIONS, NULL, errors), 0);
+    for (int i = 0; i < 64; i++) EXPECT_EQ(errors[i], 0);
+    return 0;
+}
+
+static void test_smallest_stack_leaves_8k_to_the_task(void **state)
+{
+    (void)state;
+    /* ASan's frames and redzones are several times larger. */
+    if (UNDER_ASAN) skip();
+    /* Resolve the library's functions first: lazy binding's first call is
+     * the dynamic linker's own stack use, which the header warns about. */
+    char byte = 0;
+    assert_int_equal(pipe(small_pipe), 0);
+    assert_int_equal(write(small_pipe[1], &byte, 1), 1);
+    assert_int_equal(read(small_pipe[0], &byte, 1), 1);
+    memset(&byte, 0, 1);
+    assert_int_equal(setenv("URT_RING_ENTRIES", "2", 1), 0);
+    run_main(main_small_stacks, NULL);
+    unsetenv("URT_RING_ENTRIES");
+    close(small_pipe[0]);
+    close(small_pipe[1]);
+}
+
 /* ---- runner ---- */
 
 static intptr_t warm_up_main(void *arg)
@@ -678,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_finished_tasks_stacks_are_reused),
         cmocka_unit_test(test_tasks_created_at_once_share_stacks_when_run_one_by_one),
         cmocka_unit_test(test_stack_limit_with_mprotect_guards_is_estacklimit),
+        cmocka_unit_test(test_smallest_stack_leaves_8k_to_the_task),
     };
     return cmocka_run_group_tests(tests, warm_up, NULL);
 }
