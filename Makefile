@@ -60,7 +60,6 @@ ASAN_EXAMPLE_BINS := $(patsubst build/%,build/asan/%,$(EXAMPLE_BINS))
 ECHO_CLIENT := build/tests/echo_client
 # The tests of the I/O calls, the ones with paths that change with the kernel.
 IO_TEST_BINS := $(filter $(addprefix build/tests/,test_io test_file test_net test_readahead),$(TEST_BINS))
-BENCH_BINS := $(patsubst bench/%.c,build/bench/%,$(wildcard bench/*.c))
 
 SONAME := liburt.so.$(MAJOR)
 SHARED := build/liburt.so.$(VERSION)
@@ -80,7 +79,7 @@ SUB := --no-print-directory $(if $(filter 0,$(V)),-s)
 
 .PHONY: all lib help install uninstall clean tests asan-tests examples asan-examples run \
         bench test check test-unit test-asan test-kernels test-valgrind test-symbols \
-        test-examples asan valgrind-test FORCE
+        test-examples test-bench asan valgrind-test FORCE
 .DELETE_ON_ERROR:
 
 all: lib
@@ -89,7 +88,7 @@ lib: build/liburt.a $(SHARED) build/$(SONAME) build/liburt.so build/urt.pc
 
 help:
 	@echo 'make [all]       build/liburt.a, build/liburt.so.$(VERSION) (+ symlinks), build/urt.pc'
-	@echo 'make test        every test tier in order: unit, asan, kernels, valgrind, symbols, examples'
+	@echo 'make test        every test tier in order: unit, asan, kernels, valgrind, symbols, examples, bench'
 	@echo 'make test-unit   tests/test_*.c built with $$(CC), run   (also: tests = build only)'
 	@echo 'make test-asan   same tests and library built with clang ASan+UBSan, run  (alias: asan)'
 	@echo 'make test-kernels   I/O tests again with URT_KERNEL=5.6 and =5.10 (older kernels'"'"' paths)'
@@ -98,7 +97,8 @@ help:
 	@echo 'make test-examples  build examples/*.c (also with ASan) and check them with tests/examples.sh'
 	@echo 'make examples    build examples/*.c into build/examples/  (asan-examples: build/asan/examples/)'
 	@echo 'make run         install what building needs, build and run every example'
-	@echo 'make bench       build bench/*.c into build/bench/ and run each'
+	@echo 'make bench       urt and its peers on every workload: bench/results/latest.md (QUICK=1: smoke run)'
+	@echo 'make test-bench  make bench QUICK=1, the smoke check that is make test'"'"'s last tier'
 	@echo 'make install     header, libraries, urt.pc under $$(DESTDIR)$$(PREFIX)  (and uninstall)'
 	@echo 'make clean       remove build/'
 	@echo 'variables: CC CFLAGS LDFLAGS PREFIX LIBDIR INCLUDEDIR DESTDIR V=1 TEST_TIMEOUT VALGRIND_JOBS'
@@ -214,7 +214,7 @@ build/asan/tests/echo_client: tests/echo_client.c build/asan/liburt.a
 # that does not compile fails as "not built" while the others still run, and
 # a failed tier does not stop the next ones, so one CI run shows everything
 # that is wrong.
-TIERS := unit asan kernels valgrind symbols examples
+TIERS := unit asan kernels valgrind symbols examples bench
 
 test check:
 	@scripts/deps.sh test
@@ -225,12 +225,12 @@ test check:
 	echo "make test: all tiers passed ($(TIERS))"
 
 test-unit:
-	@echo '==== tier 1/6 unit: tests/test_*.c with $(CC) $(CFLAGS)'
+	@echo '==== tier 1/7 unit: tests/test_*.c with $(CC) $(CFLAGS)'
 	@$(MAKE) $(SUB) -k tests || true
 	@scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/unit $(TEST_BINS)
 
 test-asan asan:
-	@echo '==== tier 2/6 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
+	@echo '==== tier 2/7 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
 	@$(MAKE) $(SUB) -k asan-tests || true
 	@$(ASAN_ENV) scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/asan $(ASAN_TEST_BINS)
 
@@ -252,7 +252,7 @@ test-asan asan:
 # O_NONBLOCK fd gets, and urt's wait for readiness and retry, run on a
 # kernel that would otherwise wait by itself.
 test-kernels:
-	@echo '==== tier 3/6 kernels: I/O tests with urt limited to older kernels'"'"' features'
+	@echo '==== tier 3/7 kernels: I/O tests with urt limited to older kernels'"'"' features'
 	@$(MAKE) $(SUB) -k tests || true
 	@status=0; for env in URT_KERNEL=5.6 URT_KERNEL=5.10 URT_RING_ENTRIES=2 URT_TEST_NOWAIT=1; do \
 		echo "==== tier: io under $$env"; \
@@ -261,7 +261,7 @@ test-kernels:
 	done; exit $$status
 
 test-valgrind valgrind-test:
-	@echo '==== tier 4/6 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
+	@echo '==== tier 4/7 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
 	@$(MAKE) $(SUB) -k tests || true
 	@URT_TEST_SMALL=1 scripts/run-tests.sh -w '$(VALGRIND)' -j $(VALGRIND_JOBS) \
 		-t $$(($(TEST_TIMEOUT) * 2)) -l build/logs/valgrind $(TEST_BINS)
@@ -272,7 +272,7 @@ test-valgrind valgrind-test:
 # outside the urt_ prefix, its internals being urt__*.
 test-symbols: SHELL := /bin/bash
 test-symbols:
-	@echo '==== tier 5/6 symbols: only urt_* outside the library'
+	@echo '==== tier 5/7 symbols: only urt_* outside the library'
 	@$(MAKE) $(SUB) lib
 	@pass=0; fail=0; \
 	check() { if [ -z "$$2" ]; then pass=$$((pass + 1)); echo "  ok    $$1"; \
@@ -292,12 +292,20 @@ test-symbols:
 # overlap, and LSan at the server's exit is the leak check.  -k: a missing
 # ASan build fails its checks in examples.sh, not the whole tier.
 test-examples:
-	@echo '==== tier 6/6 examples: build examples/*.c, check their output'
+	@echo '==== tier 6/7 examples: build examples/*.c, check their output'
 	@$(MAKE) $(SUB) examples $(ECHO_CLIENT)
 	@$(MAKE) $(SUB) -k asan-examples || true
 	@if [ -f tests/examples.sh ]; then $(ASAN_ENV) bash tests/examples.sh; \
 	else echo "  (no tests/examples.sh: examples built, not run)"; \
 		echo "examples: 0 passed, 0 failed"; fi
+
+# The benchmark suite's smoke check: every program of every peer builds,
+# runs each workload for a moment and prints every figure it should.  It
+# says nothing about speed (a second of a shared 2-core machine cannot);
+# `make bench` is the measurement.
+test-bench:
+	@echo '==== tier 7/7 bench: make bench QUICK=1 (each peer runs each workload briefly)'
+	@$(MAKE) --no-print-directory bench QUICK=1
 
 # --- examples and benchmarks -----------------------------------------------
 
@@ -340,21 +348,8 @@ run:
 	kill -TERM $$pid; wait $$pid; st=$$?; echo "(echo_server exit status $$st)"; \
 	[ -n "$$addr" ] && [ $$cst = 0 ] && [ $$st = 0 ]
 
-# bench/ may bring its own rules; otherwise each bench/*.c is one program,
-# and bench/run.sh runs them beside their peers and prints the ratios: a
-# figure of ours alone says nothing on this shared, noisy machine.
-ifneq ($(wildcard bench/bench.mk),)
+# The benchmark suite: bench/README.md says what it measures and how.
 include bench/bench.mk
-else
-bench:
-	@scripts/deps.sh bench
-	@$(MAKE) $(SUB) $(BENCH_BINS)
-	@bench/run.sh
-
-build/bench/%: bench/%.c build/liburt.a
-	@mkdir -p $(@D)
-	$(call say,CC,$@)$(CC) $(CFLAGS) $(EXAMPLE_FLAGS) -Isrc -MMD -MP $(LDFLAGS) -o $@ $< build/liburt.a $(EXAMPLE_LIBS)
-endif
 
 clean:
 	rm -rf build

@@ -4,9 +4,11 @@
 #   scripts/deps.sh [run|test|bench]     (default: test)
 #
 #   run    compile the library and the examples: gcc, make, pkg-config, liburing
-#   test   run + cmocka, clang with its sanitizer runtime, valgrind, and
-#          python3 (tests/examples.sh checks the examples against asyncio)
-#   bench  run + hyperfine, python3 (the asyncio side of the comparison)
+#   bench  run + the peers urt is measured beside (Go, Tokio through cargo
+#          and Debian's crates, libuv, uvloop, python3), hyperfine, gnuplot,
+#          taskset
+#   test   bench (make test runs a quick bench as its last tier) + cmocka,
+#          clang with its sanitizer runtime, valgrind
 #
 # Prints nothing when everything is there.  Otherwise, as root, installs the
 # missing Debian packages with apt-get (never asks: CI has no stdin); as any
@@ -50,11 +52,22 @@ check() {
         need_cmd clang clang
         have_pkg "libclang-rt-$(clang_major)-dev" || missing+=("libclang-rt-$(clang_major)-dev")
         need_cmd valgrind valgrind
-        need_cmd python3 python3
     fi
-    if [[ $mode == bench ]]; then
-        need_cmd hyperfine hyperfine
+    if [[ $mode == test || $mode == bench ]]; then
         need_cmd python3 python3
+        need_cmd hyperfine hyperfine
+        need_cmd gnuplot gnuplot-nox
+        need_cmd taskset util-linux
+        need_cmd go golang-go
+        # Any cargo will do (rustup's, or Debian's); the crates must be
+        # Debian's, because the build is offline (bench/tokio/.cargo).
+        need_cmd cargo cargo
+        [[ -d /usr/share/cargo/registry ]] && compgen -G '/usr/share/cargo/registry/tokio-1.*' >/dev/null ||
+            missing+=(librust-tokio-dev)
+        pkg-config --exists libuv 2>/dev/null || missing+=(libuv1-dev)
+        # uvloop is installed for Debian's own interpreter, which
+        # bench/asyncio_peer.py runs under whatever python3 comes first.
+        /usr/bin/python3 -c 'import uvloop' 2>/dev/null || missing+=(python3-uvloop)
     fi
     # One package can stand for two missing things.
     if ((${#missing[@]})); then

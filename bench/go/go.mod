@@ -1,0 +1,3 @@
+module urtbench/gopeer
+
+go 1.19
