@@ -226,16 +226,13 @@ void urt__ctx_init(struct urt__ctx *ctx, struct urt__stack *stack,
     ctx->sp = frame;
 }
 
-/*
- * Every switch goes through here so that the sanitizers hear of it: ASan
- * must know which stack is current, or it reports the new fiber's frames as
- * wild accesses.  from or to NULL means the loop's own (thread) stack.
- */
+#ifdef URT_ASAN
+/* ASan must know which stack is current, or it reports the new fiber's
+ * frames as wild accesses (internal.h has the plain build's switch). */
 void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to)
 {
     struct urt__ctx *from_ctx = from ? &from->ctx : &loop->main_ctx;
     struct urt__ctx *to_ctx = to ? &to->ctx : &loop->main_ctx;
-#ifdef URT_ASAN
     void **fake = from ? &from->asan_fake_stack : &loop->main_fake_stack;
     if (from && from->state == URT__DONE)
         fake = NULL; /* a dying fiber: ASan frees its fake stack */
@@ -246,10 +243,8 @@ void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task
     urt__ctx_switch(from_ctx, to_ctx);
     __sanitizer_finish_switch_fiber(from ? from->asan_fake_stack : loop->main_fake_stack,
                                     NULL, NULL);
-#else
-    urt__ctx_switch(from_ctx, to_ctx);
-#endif
 }
+#endif
 
 /* ---- stack overflow -----------------------------------------------------
  * A fiber that runs off its stack touches the guard zone and gets SIGSEGV.

@@ -149,7 +149,7 @@ struct urt__task {
     urt_fn fn;
     void *arg;
     intptr_t result;
-    struct urt__stack *stack; /* NULL until it first runs, and once done */
+    struct urt__stack *stack; /* from its first run until it returns */
     /* Tasks and gathers waiting for this one, in the order they started. */
     struct urt__waiter *waiters_head, *waiters_tail;
     union {
@@ -359,8 +359,11 @@ void urt__make_ready(struct urt_loop *loop, struct urt__task *t);
 /* Suspends the current task (whose state the caller has set) and runs the
  * next one; returns when the task is resumed. */
 void urt__suspend(struct urt_loop *loop);
-/* Switches away from a finished task for good. */
-__attribute__((noreturn)) void urt__exit_task(struct urt_loop *loop);
+/* Called on a finished task's fiber with the stack it ran on: returns the
+ * next task, which now owns that stack and is to start on it at once, or
+ * switches away for good. */
+struct urt__task *urt__exit_task(struct urt_loop *loop, struct urt__task *self,
+                                 struct urt__stack *stack);
 struct io_uring_sqe *urt__get_sqe(struct urt_loop *loop);
 /* Makes room for n SQEs that must go to the kernel together (a linked
  * pair: a flush between them would submit half a link). */
@@ -428,6 +431,16 @@ void urt__streams_stop(struct urt_loop *loop);
 void urt__streams_destroy(struct urt_loop *loop);
 /* Hands the prepared SQEs to the kernel now and reaps what completed. */
 void urt__submit_now(struct urt_loop *loop);
+/* Every switch between fibers goes through here, so that the sanitizers
+ * hear of it; from or to NULL means the loop's own (thread) stack. */
+#ifdef URT_ASAN
 void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to);
+#else
+static inline void urt__switch(struct urt_loop *loop, struct urt__task *from,
+                               struct urt__task *to)
+{
+    urt__ctx_switch(from ? &from->ctx : &loop->main_ctx, to ? &to->ctx : &loop->main_ctx);
+}
+#endif
 
 #endif

@@ -213,8 +213,10 @@ struct io_uring_sqe *urt__get_sqe(struct urt_loop *loop)
 
 static void close_round(struct urt_loop *loop);
 
-/* Start of a turn: hand the kernel this turn's SQEs, take what completed. */
-static void poll_ring(struct urt_loop *loop)
+/* Start of a turn: hand the kernel this turn's SQEs, take what completed.
+ * Out of line: once per turn, and pick_next's fast path should not carry
+ * its frame. */
+__attribute__((noinline)) static void poll_ring(struct urt_loop *loop)
 {
     loop->turns++;
     if (unlikely(loop->listeners)) urt__listeners_turn(loop);
@@ -225,7 +227,9 @@ static void poll_ring(struct urt_loop *loop)
     if (unlikely(loop->closing) && loop->close_pending == 0) close_round(loop);
 }
 
-static struct urt__task *pick_next(struct urt_loop *loop)
+/* The rest of pick_next: a turn boundary, or a task cancelled before it
+ * ever ran, which never runs (SEMANTICS 3.4). */
+__attribute__((noinline)) static struct urt__task *pick_next_slow(struct urt_loop *loop)
 {
     for (;;) {
         if (loop->turn_left == 0) {
@@ -233,47 +237,90 @@ static struct urt__task *pick_next(struct urt_loop *loop)
             loop->turn_left = loop->ready_len;
             if (loop->turn_left == 0) return NULL;
         }
-        /* turn_left <= ready_len: only this function takes tasks out. */
+        /* turn_left <= ready_len: only pick_next takes tasks out. */
         struct urt__task *t = loop->ready_head;
         loop->ready_head = t->next_ready;
         if (!loop->ready_head) loop->ready_tail = NULL;
         loop->ready_len--;
         loop->turn_left--;
-        if (t->state == URT__NEW) {
-            /* Cancelled before it ever ran: it never runs (SEMANTICS 3.4). */
-            int err = t->cancel_pending ? URT_ECANCELED : urt__task_start(loop, t);
-            if (unlikely(err)) {
-                /* No stack to be had: it ends as a task cancelled before it
-                 * ran does, with the reason for its awaiters. */
-                urt__task_finish(loop, t, err);
-                continue;
-            }
+        if (t->state == URT__NEW && t->cancel_pending) {
+            urt__task_finish(loop, t, URT_ECANCELED);
+            continue;
         }
         return t;
     }
 }
 
+/* The next task to run, NULL when none is ready.  A task that has never run
+ * comes without a stack: the caller gives it one.  The common case, a task
+ * of this turn, is a queue pop. */
+static inline struct urt__task *pick_next(struct urt_loop *loop)
+{
+    struct urt__task *t = loop->ready_head;
+    if (likely(loop->turn_left && !t->cancel_pending)) {
+        loop->ready_head = t->next_ready;
+        if (!loop->ready_head) loop->ready_tail = NULL;
+        loop->ready_len--;
+        loop->turn_left--;
+        return t;
+    }
+    return pick_next_slow(loop);
+}
+
+/* Gives a task its stack for its first run; one that cannot have a stack
+ * ends as a task cancelled before it ran does, with the reason for its
+ * awaiters, and the next one is picked. */
+static struct urt__task *start_if_new(struct urt_loop *loop, struct urt__task *t)
+{
+    while (t && unlikely(t->state == URT__NEW)) {
+        int err = urt__task_start(loop, t);
+        if (likely(!err)) break;
+        urt__task_finish(loop, t, err);
+        t = pick_next(loop);
+    }
+    return t;
+}
+
+static inline void switch_to(struct urt_loop *loop, struct urt__task *from, struct urt__task *next)
+{
+    loop->current = next;
+    if (next && next->state != URT__NEW) next->state = URT__RUNNING;
+    urt__switch(loop, from, next);
+}
+
 void urt__suspend(struct urt_loop *loop)
 {
     struct urt__task *self = loop->current;
-    struct urt__task *next = pick_next(loop);
+    struct urt__task *next = start_if_new(loop, pick_next(loop));
     if (next == self) {
         self->state = URT__RUNNING;
         return;
     }
-    loop->current = next;
-    if (next && next->state != URT__NEW) next->state = URT__RUNNING;
-    urt__switch(loop, self, next);
+    switch_to(loop, self, next);
     /* Resumed: whoever switched here set loop->current to us. */
 }
 
-void urt__exit_task(struct urt_loop *loop)
+/*
+ * The end of a task's fiber, which still runs on its stack.  If the next
+ * task has never run and wants a stack of the same size, it gets this one
+ * and starts on it at once, without a switch (urt__task_entry's loop): a
+ * stream of short tasks then runs on one stack, warm in the cache.  Else
+ * the stack goes back to the pool, and only after the next task has one of
+ * its own: popped now, it would have its first frame written over the
+ * frames this code is still running in.
+ */
+struct urt__task *urt__exit_task(struct urt_loop *loop, struct urt__task *self,
+                                 struct urt__stack *stack)
 {
-    struct urt__task *self = loop->current;
     struct urt__task *next = pick_next(loop);
-    loop->current = next;
-    if (next && next->state != URT__NEW) next->state = URT__RUNNING;
-    urt__switch(loop, self, next);
+    if (next && next->state == URT__NEW && next->stack_class == stack->size_class) {
+        next->stack = stack;
+        loop->current = next;
+        return next;
+    }
+    next = start_if_new(loop, next);
+    urt__stack_free(loop, stack);
+    switch_to(loop, self, next);
     __builtin_unreachable();
 }
 
@@ -333,11 +380,9 @@ static void close_round(struct urt_loop *loop)
 static void drive(struct urt_loop *loop)
 {
     for (;;) {
-        struct urt__task *next = pick_next(loop);
+        struct urt__task *next = start_if_new(loop, pick_next(loop));
         if (next) {
-            loop->current = next;
-            if (next->state != URT__NEW) next->state = URT__RUNNING;
-            urt__switch(loop, NULL, next);
+            switch_to(loop, NULL, next);
             continue;
         }
         if (loop->live == 0) break;

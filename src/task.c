@@ -191,10 +191,6 @@ void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t resul
         loop->main_task = NULL;
         loop->closing = true;
     }
-    /* Still running on it when called from the task itself, but nothing can
-     * take it from the pool before this fiber has switched away. */
-    if (t->stack) urt__stack_free(loop, t->stack);
-    t->stack = NULL;
     /* Waiters wake in the order they began to wait. */
     struct urt__waiter *w;
     while ((w = t->waiters_head)) {
@@ -224,10 +220,18 @@ void urt__task_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     struct urt_loop *loop = urt__loop;
-    t->state = URT__RUNNING;
-    intptr_t result = t->fn(t->arg);
-    urt__task_finish(loop, t, result);
-    urt__exit_task(loop);
+    /* One fiber may run several tasks, one after another, on the same
+     * stack: urt__exit_task returns when it hands the stack on. */
+    for (;;) {
+        t->state = URT__RUNNING;
+        intptr_t result = t->fn(t->arg);
+        /* The stack is the fiber's, not the task's any more: finishing may
+         * free the control block. */
+        struct urt__stack *stack = t->stack;
+        t->stack = NULL;
+        urt__task_finish(loop, t, result);
+        t = urt__exit_task(loop, t, stack);
+    }
 }
 
 int urt__search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)

@@ -616,6 +616,45 @@ static void test_smallest_stack_leaves_8k_to_the_task(void **state)
     close(small_pipe[1]);
 }
 
+/* A task that ends hands its stack to the next task when that one has never
+ * run and wants the same size (loop.c, urt__exit_task); otherwise the next
+ * gets its own stack before this one goes back to the pool.  Both paths, in
+ * a mix of sizes, of tasks that end at once and tasks that yield first: each
+ * finds its locals intact and gives its value, and a task started on a
+ * handed-on stack gets the guard of its own size (the overflow tests). */
+static intptr_t mixed_task(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    volatile intptr_t mine[64];
+    for (int k = 0; k < 64; k++) mine[k] = i * 64 + k;
+    if (i % 3 == 0 && urt_yield() != 0) return -EIO;
+    for (int k = 0; k < 64; k++)
+        if (mine[k] != i * 64 + k) return -EPROTO;
+    return i;
+}
+
+static intptr_t main_mixed(void *arg)
+{
+    (void)arg;
+    enum { N = 600 };
+    urt_task tasks[N];
+    intptr_t values[N];
+    static const size_t sizes[] = {0, URT_STACK_MIN, 0, 0, 64 * 1024, URT_STACK_MIN};
+    for (intptr_t i = 0; i < N; i++) {
+        urt_task_opts opts = {.stack_size = sizes[i % 6]};
+        EXPECT_EQ(urt_task_create_opts(&tasks[i], mixed_task, (void *)i, &opts), 0);
+    }
+    EXPECT_EQ(urt_gather(tasks, N, 0, values, NULL), 0);
+    for (intptr_t i = 0; i < N; i++) EXPECT_EQ(values[i], i);
+    return 0;
+}
+
+static void test_tasks_of_mixed_stack_sizes_started_in_turn_keep_their_frames(void **state)
+{
+    (void)state;
+    run_main(main_mixed, NULL);
+}
+
 /* ---- runner ---- */
 
 static intptr_t warm_up_main(void *arg)
@@ -729,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_many_live_tasks_with_mprotect_guards),
         cmocka_unit_test(test_finished_tasks_stacks_are_reused),
         cmocka_unit_test(test_tasks_created_at_once_share_stacks_when_run_one_by_one),
+        cmocka_unit_test(test_tasks_of_mixed_stack_sizes_started_in_turn_keep_their_frames),
         cmocka_unit_test(test_stack_limit_with_mprotect_guards_is_estacklimit),
         cmocka_unit_test(test_smallest_stack_leaves_8k_to_the_task),
     };
