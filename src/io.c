@@ -52,7 +52,7 @@ static bool fd_below_limit(struct urt_loop *loop, int fd)
     return (size_t)fd < loop->fds_limit;
 }
 
-struct urt__fd *urt__fd_entry(struct urt_loop *loop, int fd, bool grow)
+struct urt__fd *urt__fd_entry_grow(struct urt_loop *loop, int fd, bool grow)
 {
     if ((size_t)fd >= loop->fds_cap) {
         if (!grow || !fd_below_limit(loop, fd)) return NULL;
@@ -122,7 +122,9 @@ static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)
      * outlive the close: it fails now, as it would a moment later. */
     if (io->fd >= 0 && (size_t)io->fd < loop->fds_cap && loop->fds[io->fd].closing) return -EBADF;
     struct urt__op op = {.fd = io->fd, .pending = io->deadline ? 2 : 1};
-    urt__sq_reserve(loop, op.pending);
+    /* A linked pair must reach the kernel together: a flush between the
+     * two would submit half a link.  One SQE needs no room set aside. */
+    if (io->deadline) urt__sq_reserve(loop, 2);
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
     io->prep(sqe, io);
     io_uring_sqe_set_data(sqe, &op);
@@ -154,6 +156,11 @@ int urt__io(const struct urt__io *io)
 {
     struct urt_loop *loop = urt__running();
     if (!loop) return URT_ENOLOOP;
+    return urt__io_on(loop, io);
+}
+
+int urt__io_on(struct urt_loop *loop, const struct urt__io *io)
+{
     struct urt__task *self = loop->current;
     if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
     bool nowait = unlikely(loop->features.test_nowait) && io->eagain_events;
@@ -362,13 +369,14 @@ ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t l
                  .offset = offset, .write = write},
     };
     struct urt_loop *loop = urt__running();
-    if (!write && loop && unlikely(loop->streams)) {
+    if (!loop) return URT_ENOLOOP;
+    if (!write && unlikely(loop->streams)) {
         bool served;
         ssize_t res = urt__stream_read(loop, fd, vectored ? iov : &io.u.rw.one,
                                        vectored ? iovcnt : 1, 0, io.deadline, &served);
         if (served) return res;
     }
-    ssize_t res = urt__io(&io);
+    ssize_t res = urt__io_on(loop, &io);
     mark_read(&io.u.rw, res);
     return res;
 }

@@ -35,10 +35,18 @@ struct urt__io {
     } u;
 };
 
-/* The fd's entry in the fd table, grown to hold it if grow. */
-struct urt__fd *urt__fd_entry(struct urt_loop *loop, int fd, bool grow);
+/* The fd's entry in the fd table, grown to hold it if grow (NULL if it
+ * is not there and cannot be).  Every op with an fd looks it up. */
+struct urt__fd *urt__fd_entry_grow(struct urt_loop *loop, int fd, bool grow);
+static inline struct urt__fd *urt__fd_entry(struct urt_loop *loop, int fd, bool grow)
+{
+    if (likely((size_t)fd < loop->fds_cap)) return &loop->fds[fd];
+    return urt__fd_entry_grow(loop, fd, grow);
+}
 /* Runs one operation to its end; see io.c for how results are mapped. */
 int urt__io(const struct urt__io *io);
+/* The same, for a caller that has the running loop already. */
+int urt__io_on(struct urt_loop *loop, const struct urt__io *io);
 ssize_t urt__rw(int fd, const struct iovec *iov, int iovcnt, void *buf, size_t len,
                 uint64_t offset, bool write, uint64_t timeout_ns);
 /* io_uring lengths are 32-bit: longer requests are just short. */
