@@ -658,55 +658,93 @@ class EchoServer:
         return rec
 
 
-def run_echo(peer: Peer, cfg: Config, configs: list[EchoConfig]) -> list[Cell]:
+@dataclass
+class EchoPeer:
+    """One echo server's cells, filled round by round."""
+    peer: Peer
+    server: Cell
+    cells: list[Cell]
+    records: list[list[RunRecord]]   # per configuration, one per round
+    stops: list[RunRecord] = field(default_factory=list)
+
+
+def run_echo(peers: list[Peer], cfg: Config, configs: list[EchoConfig]) -> list[Cell]:
+    """Every echo server, in rounds: each round starts each peer's server in
+    turn and runs each configuration once against it.  On a shared machine
+    whose speed drifts from minute to minute, the runs of one peer taken
+    back to back would all land in the same fast or slow minute; spread
+    over the rounds, the drift falls on every peer alike, and the medians
+    compare."""
     server_argv = ["echo-server", "127.0.0.1:0"]
-    server_cell = Cell(peer.name, ECHO_SERVER, server_argv)
-    cells = [Cell(peer.name, ec.name, ec.args(cfg)) for ec in configs]
-    missing = missing_program(peer.command)
-    if missing:
-        for cell in [server_cell] + cells:
-            cell.fail(f"{missing} not found (not built?)")
-        return [server_cell] + cells
+    entries = []
+    for peer in peers:
+        if not peer.runs("echo"):
+            continue
+        entries.append(EchoPeer(peer, Cell(peer.name, ECHO_SERVER, server_argv),
+                                [Cell(peer.name, ec.name, ec.args(cfg)) for ec in configs],
+                                [[] for _ in configs]))
     loadgen_missing = missing_program(cfg.loadgen)
-    cmd = cfg.pin(SERVER_CORE) + list(peer.command) + server_argv
-    tag = re.sub(r"\W+", "_", peer.name)
+    for round_no in range(cfg.runs):
+        for e in entries:
+            if e.server.status == OK:
+                echo_round(e, cfg, configs, round_no, server_argv, loadgen_missing)
+    cells = []
+    for e in entries:
+        for ec, cell, records in zip(configs, e.cells, e.records):
+            if cell.status == OK:
+                settle(cell, records, ec.results)
+        for stop in e.stops:
+            status, reason, _ = judge(stop, ())
+            e.server.runs.append({**stop.kept(), "status": status, "reason": reason})
+            if status != OK and e.server.status == OK:
+                e.server.fail(reason if stop.error else f"on SIGTERM: {reason}")
+        cells += [e.server] + e.cells
+    return cells
+
+
+def echo_round(e: EchoPeer, cfg: Config, configs: list[EchoConfig], round_no: int,
+               server_argv: list[str], loadgen_missing: str | None) -> None:
+    """One round of one peer: its server started, each configuration that
+    still wants a run loaded once, the server stopped."""
+    missing = missing_program(e.peer.command)
+    if missing:
+        for cell in [e.server] + e.cells:
+            cell.fail(f"{missing} not found (not built?)")
+        return
+    cmd = cfg.pin(SERVER_CORE) + list(e.peer.command) + server_argv
+    tag = re.sub(r"\W+", "_", e.peer.name)
     with EchoServer(cmd, cfg.tmp / f"server-{tag}.err") as server:
         addr, rec = server.start()
         if addr is None:
             status, reason, _ = judge(rec, ())
             if status == OK:   # exit 0 without ever listening
                 status, reason = FAILED, "exited 0 without a 'listening on' line"
-            for cell in [server_cell] + cells:
+            for cell in [e.server] + e.cells:
                 cell.status, cell.reason = status, reason
-            server_cell.runs.append(rec.kept())
-            return [server_cell] + cells
-        progress(f"echo: {peer.name} listening on {addr}")
-        for ec, cell in zip(configs, cells):
+            e.server.runs.append(rec.kept())
+            return
+        progress(f"echo round {round_no + 1}: {e.peer.name} listening on {addr}")
+        for ec, cell, records in zip(configs, e.cells, e.records):
+            if cell.status != OK or (ec.one_run and round_no > 0):
+                continue
             if loadgen_missing:
                 cell.fail(f"{loadgen_missing} not found (not built?)")
             elif not server.alive():
                 cell.fail("the server had exited")
             else:
-                progress(f"echo: {peer.name}, {ec.name.removeprefix('echo ')}")
-                run_loadgen(cell, ec, addr, server.proc.pid, cfg)
-        stop = server.stop()
-    status, reason, _ = judge(stop, ())
-    server_cell.runs.append({**stop.kept(), "status": status, "reason": reason})
-    if status != OK:
-        server_cell.fail(reason if stop.error else f"on SIGTERM: {reason}")
-    return [server_cell] + cells
+                progress(f"echo round {round_no + 1}: {e.peer.name}, {ec.name.removeprefix('echo ')}")
+                rec = run_loadgen(ec, cell.argv, addr, server.proc.pid, cfg)
+                records.append(rec)
+                if judge(rec, ec.results)[0] != OK:
+                    settle(cell, records, ec.results)   # fails the cell with its reason
+        e.stops.append(server.stop())
 
 
-def run_loadgen(cell: Cell, ec: EchoConfig, addr: str, pid: int, cfg: Config) -> None:
+def run_loadgen(ec: EchoConfig, argv: list[str], addr: str, pid: int, cfg: Config) -> RunRecord:
     seconds, warmup = cfg.pick(ECHO_SECONDS)
     cmd = cfg.pin(LOADGEN_CORE) + list(cfg.loadgen) + [
-        "-a", addr, *cell.argv, "-d", arg(seconds), "-w", arg(warmup), "-P", str(pid)]
-    records = []
-    for _ in range(1 if ec.one_run else cfg.runs):
-        records.append(run_program(cmd, cfg.timeout))
-        if judge(records[-1], ec.results)[0] != OK:
-            break
-    settle(cell, records, ec.results)
+        "-a", addr, *argv, "-d", arg(seconds), "-w", arg(warmup), "-P", str(pid)]
+    return run_program(cmd, cfg.timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -860,7 +898,9 @@ def render_report(cells: dict, peers: list[Peer], cfg: Config, info: dict[str, s
               else "hyperfine was not found: process wall times are this script's own "
                    "timing of each run")
     out += ["", f"- Runs: each figure is the median of RUNS = {cfg.runs} runs, except timer "
-            "(1 run) and echo at 1 connection and pipelined (1 run each).",
+            "(1 run) and echo at 1 connection and pipelined (1 run each).  The echo "
+            "runs go in rounds, every server once per round, so that the machine's "
+            "drift from minute to minute falls on every peer alike.",
             f"- Pinned: {pinning}.", f"- {timing[0].upper()}{timing[1:]}.", "",
             "**Ratios.** Each cell is `value (r×)`, where r is urt's advantage: "
             "peer / urt for lower-is-better figures (time, latency, memory, CPU per "
@@ -1053,9 +1093,7 @@ def run_all(peers: list[Peer], families: set[str] | None, cfg: Config) -> list[C
                 progress(f"{wl.name}: {peer.name}")
                 cells.append(run_workload(peer, wl, cfg))
     if families is None or "echo" in families:
-        for peer in peers:
-            if peer.runs("echo"):
-                cells += run_echo(peer, cfg, ECHO_CONFIGS)
+        cells += run_echo(peers, cfg, ECHO_CONFIGS)
     return cells
 
 
