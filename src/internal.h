@@ -355,7 +355,18 @@ static inline struct urt_loop *urt__running(void)
     return loop && loop->current ? loop : NULL;
 }
 
-void urt__make_ready(struct urt_loop *loop, struct urt__task *t);
+/* Puts t at the back of the ready queue (FIFO: SEMANTICS 1.3). */
+static inline void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
+{
+    if (t->state != URT__NEW) t->state = URT__READY;
+    t->next_ready = NULL;
+    if (loop->ready_tail)
+        loop->ready_tail->next_ready = t;
+    else
+        loop->ready_head = t;
+    loop->ready_tail = t;
+    loop->ready_len++;
+}
 /* Suspends the current task (whose state the caller has set) and runs the
  * next one; returns when the task is resumed. */
 void urt__suspend(struct urt_loop *loop);

@@ -109,18 +109,6 @@ static int ring_init(struct urt_loop *loop)
     return 0;
 }
 
-void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
-{
-    if (t->state != URT__NEW) t->state = URT__READY;
-    t->next_ready = NULL;
-    if (loop->ready_tail)
-        loop->ready_tail->next_ready = t;
-    else
-        loop->ready_head = t;
-    loop->ready_tail = t;
-    loop->ready_len++;
-}
-
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
 {
     uint64_t data = cqe->user_data;

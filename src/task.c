@@ -44,14 +44,10 @@ urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t)
     return (urt_task){loop->slots[t->slot].serial, (uint64_t)t->slot + 1};
 }
 
-static int slot_alloc(struct urt_loop *loop, uint32_t *out)
+/* A slot at the end of the table, grown when full: out of line, as it is
+ * once per new high-water mark of tasks. */
+__attribute__((noinline, cold)) static int slot_append(struct urt_loop *loop, uint32_t *out)
 {
-    if (loop->free_slot) {
-        uint32_t i = loop->free_slot - 1;
-        loop->free_slot = loop->slots[i].next_free;
-        *out = i;
-        return 0;
-    }
     if (loop->nslots == loop->slots_cap) {
         if (loop->slots_cap >= SLOT_MAX) return -ENOMEM;
         uint32_t cap = loop->slots_cap ? loop->slots_cap * 2 : 256;
@@ -64,6 +60,17 @@ static int slot_alloc(struct urt_loop *loop, uint32_t *out)
     *out = loop->nslots;
     loop->slots[loop->nslots++] = (struct urt__slot){0};
     return 0;
+}
+
+static inline int slot_alloc(struct urt_loop *loop, uint32_t *out)
+{
+    if (likely(loop->free_slot)) {
+        uint32_t i = loop->free_slot - 1;
+        loop->free_slot = loop->slots[i].next_free;
+        *out = i;
+        return 0;
+    }
+    return slot_append(loop, out);
 }
 
 static void slot_free(struct urt_loop *loop, uint32_t i)
@@ -82,6 +89,19 @@ static void task_free(struct urt_loop *loop, struct urt__task *t)
     loop->task_free = t;
 }
 
+/* A control block beyond the recycled ones: out of line, so that spawning
+ * from the free list carries no frame for the allocator. */
+__attribute__((noinline, cold)) static struct urt__task *task_new(void)
+{
+    return malloc(sizeof(struct urt__task));
+}
+
+__attribute__((noinline, cold)) static void set_name(struct urt__task *t, const char *name)
+{
+    strncpy(t->name, name, URT_TASK_NAME_MAX - 1);
+    t->name[URT_TASK_NAME_MAX - 1] = '\0';
+}
+
 /* The class of URT_STACK_DEFAULT, the size nearly every task gets. */
 #define DEFAULT_STACK_CLASS (__builtin_ctz(URT_STACK_DEFAULT / URT_STACK_MIN))
 
@@ -98,7 +118,7 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     struct urt__task *t = loop->task_free;
     if (likely(t)) {
         loop->task_free = t->next_ready;
-    } else if (!(t = malloc(sizeof *t))) {
+    } else if (!(t = task_new())) {
         return -ENOMEM;
     }
     uint32_t slot;
@@ -129,10 +149,7 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     t->asan_fake_stack = NULL;
 #endif
     t->has_name = opts && opts->name;
-    if (unlikely(t->has_name)) {
-        strncpy(t->name, opts->name, URT_TASK_NAME_MAX - 1);
-        t->name[URT_TASK_NAME_MAX - 1] = '\0';
-    }
+    if (unlikely(t->has_name)) set_name(t, opts->name);
     uint64_t serial = new_serial(loop);
     loop->slots[slot].task = t;
     loop->slots[slot].serial = serial;
