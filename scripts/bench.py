@@ -882,6 +882,44 @@ def render_table(table: Table, cells: dict, peers: list[Peer], notes: Notes) -> 
     return lines + [""]
 
 
+# The summary at the top of the report (and in the README): one row per
+# headline figure, one column per peer, so each target can be read off one
+# row.  (row label, cell, figure, higher is better)
+SUMMARY = [
+    ("spawn+await (ns/task)", "spawn", "spawn_ns_per_task", False),
+    ("switch (ns)", "switch", "switch_ns", False),
+    ("sleepers: overshoot past the sleep (ms)", "sleepers", "sleepers_overshoot_ms", False),
+    ("sleepers: RSS per task (bytes)", "sleepers", "sleepers_rss_per_task_bytes", False),
+    ("timer, 1 ms: p99 overshoot (µs)", "timer", "timer_p99_us", False),
+    ("echo, 64 conns (req/s)", "echo 64 conns", "echo_rps", True),
+    ("echo, 1000 conns (req/s)", "echo 1000 conns", "echo_rps", True),
+    ("echo, 64 conns: p99 (µs)", "echo 64 conns", "echo_p99_us", False),
+    ("echo, 1000 conns: p99 (µs)", "echo 1000 conns", "echo_p99_us", False),
+    ("echo at a fixed rate: server CPU (ns/req)", "echo open loop", "server_cpu_ns_per_req", False),
+    ("file, cached (reads/s)", "file", "file_reads_per_s", True),
+    ("file, O_DIRECT (reads/s)", "file O_DIRECT", "file_reads_per_s", True),
+]
+
+
+def render_summary(cells: dict, peers: list[Peer], notes: Notes) -> list[str]:
+    shown = [p for p in peers if any((p.name, c) in cells for _, c, _, _ in SUMMARY)]
+    if not shown:
+        return []
+    lines = ["## Summary", "", "The headline figure of each workload; the tables below "
+             "have the rest.  –: the peer does not implement it.", "",
+             "| | " + " | ".join(p.name for p in shown) + " |",
+             "|---|" + "---:|" * len(shown)]
+    for label, name, figure, higher in SUMMARY:
+        col = Column(name, figure, label, higher)
+        row = []
+        for p in shown:
+            cell = cells.get((p.name, name))
+            text = fmt_cell(cell, col, cells.get(("urt", name)), notes)
+            row.append("–" if text in ("", "n/a") else f"**{text}**" if p.name == "urt" else text)
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    return lines + [""]
+
+
 def render_report(cells: dict, peers: list[Peer], cfg: Config, info: dict[str, str],
                   started: datetime.datetime, elapsed: float, plots: list[Path]) -> str:
     notes = Notes()
@@ -907,6 +945,7 @@ def render_report(cells: dict, peers: list[Peer], cfg: Config, info: dict[str, s
             "request) and urt / peer for higher-is-better ones (requests/s, reads/s). "
             "So r > 1 means urt is better, r < 1 that the peer is.  The urt row has "
             "no ratio.  n/a: the peer does not implement the workload.", ""]
+    out += render_summary(cells, peers, notes)
     for table in TABLES:
         out += render_table(table, cells, peers, notes)
     if plots:
