@@ -106,6 +106,8 @@ FILE_SECONDS = (3, 1)
 FILE_SIZE = (1 << 30, 64 << 20)
 ECHO_SECONDS = ((2, 0.5), (0.3, 0.1))       # loadgen (-d, -w)
 OPEN_LOOP_RATE = (20_000, 2_000)            # requests/s offered in all
+# Unmeasured load on each server before its first measured run, each round.
+ECHO_WARM_UP = (1, 0.2)
 RUNS_DEFAULT = 3
 TIMEOUT = (120, 30)                         # seconds any one program may run
 LISTEN_TIMEOUT = 10                         # for the server's "listening on"
@@ -724,6 +726,14 @@ def echo_round(e: EchoPeer, cfg: Config, configs: list[EchoConfig], round_no: in
             e.server.runs.append(rec.kept())
             return
         progress(f"echo round {round_no + 1}: {e.peer.name} listening on {addr}")
+        # A server process's first seconds under load can be far slower than
+        # the rest (asyncio's: a quarter of its speed), and which
+        # configuration comes first changes from round to round: every
+        # round starts with the same unmeasured load.
+        if not loadgen_missing:
+            warm = cfg.pin(LOADGEN_CORE) + list(cfg.loadgen) + [
+                "-a", addr, "-c", "64", "-d", arg(cfg.pick(ECHO_WARM_UP)), "-w", "0"]
+            run_program(warm, cfg.timeout)
         for ec, cell, records in zip(configs, e.cells, e.records):
             if cell.status != OK or (ec.one_run and round_no > 0):
                 continue
