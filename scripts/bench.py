@@ -104,7 +104,7 @@ TIMER = ((10_000, 1), (100, 1))             # (N, MS)
 FILE_TASKS = 64
 FILE_SECONDS = (3, 1)
 FILE_SIZE = (1 << 30, 64 << 20)
-ECHO_SECONDS = ((2, 0.5), (0.3, 0.1))       # loadgen (-d, -w)
+ECHO_SECONDS = ((1.5, 0.5), (0.3, 0.1))     # loadgen (-d, -w)
 OPEN_LOOP_RATE = (20_000, 2_000)            # requests/s offered in all
 # Unmeasured load on each server before its first measured run, each round.
 ECHO_WARM_UP = (1, 0.2)
@@ -193,10 +193,10 @@ class EchoConfig:
 
 
 ECHO_CONFIGS = [
-    EchoConfig("echo 1 conn", lambda c: ["-c", "1"], one_run=True),
+    EchoConfig("echo 1 conn", lambda c: ["-c", "1"]),
     EchoConfig("echo 64 conns", lambda c: ["-c", "64"]),
     EchoConfig("echo 1000 conns", lambda c: ["-c", "1000"]),
-    EchoConfig("echo 64 conns pipelined", lambda c: ["-c", "64", "-p", "16"], one_run=True),
+    EchoConfig("echo 64 conns pipelined", lambda c: ["-c", "64", "-p", "16"]),
     EchoConfig("echo open loop", lambda c: ["-c", "64", "-r", arg(c.pick(OPEN_LOOP_RATE))],
                results=ECHO_RESULTS + ("offered_rps",)),
 ]
@@ -946,9 +946,8 @@ def render_report(cells: dict, peers: list[Peer], cfg: Config, info: dict[str, s
               else "hyperfine was not found: process wall times are this script's own "
                    "timing of each run")
     out += ["", f"- Runs: each figure is the median of RUNS = {cfg.runs} runs, except timer "
-            "(1 run) and echo at 1 connection and pipelined (1 run each).  The echo "
-            "runs go in rounds, every server once per round, so that the machine's "
-            "drift from minute to minute falls on every peer alike.",
+            "(1 run).  The echo runs go in rounds, every server once per round, so "
+            "that the machine's drift from minute to minute falls on every peer alike.",
             f"- Pinned: {pinning}.", f"- {timing[0].upper()}{timing[1:]}.", "",
             "**Ratios.** Each cell is `value (r×)`, where r is urt's advantage: "
             "peer / urt for lower-is-better figures (time, latency, memory, CPU per "
