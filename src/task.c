@@ -104,6 +104,8 @@ __attribute__((noinline, cold)) static void set_name(struct urt__task *t, const 
 
 /* The class of URT_STACK_DEFAULT, the size nearly every task gets. */
 #define DEFAULT_STACK_CLASS (__builtin_ctz(URT_STACK_DEFAULT / URT_STACK_MIN))
+_Static_assert((URT_STACK_MIN << DEFAULT_STACK_CLASS) == URT_STACK_DEFAULT,
+               "the default stack is a class of its own (urt__stack_class)");
 
 int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *arg,
                     const urt_task_opts *opts)
