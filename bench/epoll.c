@@ -193,31 +193,10 @@ static void accept_all(int ep, int lfd)
     }
 }
 
-static int parse_hostport(const char *arg, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(arg, ':');
-    if (!colon || colon == arg)
-        return -1;
-    char host[64];
-    size_t hl = (size_t)(colon - arg);
-    if (hl >= sizeof host)
-        return -1;
-    memcpy(host, arg, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -1;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
 static int echo_server(const char *hostport)
 {
     struct sockaddr_in sa;
-    if (parse_hostport(hostport, &sa) < 0)
+    if (bench_parse_hostport(hostport, &sa) < 0)
         return usage("echo-server takes HOST:PORT with an IPv4 HOST");
 
     /* A client that closes with echoes in flight must cost us an EPIPE, not

@@ -585,31 +585,10 @@ static void on_accept(int lfd, const struct io_uring_cqe *cqe)
     arm_recv(c);
 }
 
-static int parse_hostport(const char *arg, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(arg, ':');
-    if (!colon || colon == arg)
-        return -1;
-    char host[64];
-    size_t hl = (size_t)(colon - arg);
-    if (hl >= sizeof host)
-        return -1;
-    memcpy(host, arg, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -1;
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
 static int echo_server(const char *hostport)
 {
     struct sockaddr_in sa;
-    if (parse_hostport(hostport, &sa) < 0)
+    if (bench_parse_hostport(hostport, &sa) < 0)
         return usage("echo-server takes HOST:PORT with an IPv4 HOST");
 
     /* SIGTERM and SIGINT become data on a signalfd read through the ring:
@@ -696,14 +675,6 @@ static int echo_server(const char *hostport)
 
 #define BLOCK 4096u
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 struct file_run {
     struct io_uring ring;
     int fd;             /* the fd in the SQE: 0 in the registered table, or the real one */
@@ -717,7 +688,7 @@ struct file_run {
 
 static void submit_read(struct file_run *r, unsigned slot, uint64_t now)
 {
-    uint64_t offset = splitmix64(&r->rng) % r->blocks * BLOCK;
+    uint64_t offset = bench_splitmix64(&r->rng) % r->blocks * BLOCK;
     char *buf = r->bufs + (size_t)slot * BLOCK;
     struct io_uring_sqe *sqe = get_sqe(&r->ring);
     if (r->fixed_bufs)

@@ -379,28 +379,10 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_walk(loop, close_any, NULL);
 }
 
-static int parse_hostport(const char *arg, struct sockaddr_in *sa)
-{
-    const char *colon = strrchr(arg, ':');
-    if (!colon || colon == arg)
-        return -1;
-    char host[64];
-    size_t hl = (size_t)(colon - arg);
-    if (hl >= sizeof host)
-        return -1;
-    memcpy(host, arg, hl);
-    host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        return -1;
-    return uv_ip4_addr(host, (int)port, sa) == 0 ? 0 : -1;
-}
-
 static int echo_server(const char *hostport)
 {
     struct sockaddr_in sa;
-    if (parse_hostport(hostport, &sa) < 0)
+    if (bench_parse_hostport(hostport, &sa) < 0)
         return usage("echo-server takes HOST:PORT with an IPv4 HOST");
 
     /* libuv writes sockets with write(2), so a client closing with echoes
@@ -458,20 +440,11 @@ static struct {
     struct hist h;
 } fb;
 
-/* splitmix64: a full-period 64-bit generator in three multiplies. */
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 static void file_cb(uv_fs_t *fs);
 
 static void file_submit(struct freq *r)
 {
-    int64_t off = (int64_t)(splitmix64(&r->rng) % fb.blocks * BLOCK);
+    int64_t off = (int64_t)(bench_splitmix64(&r->rng) % fb.blocks * BLOCK);
     r->t0 = bench_now_ns();
     /* uv_fs_read with a callback goes to libuv's thread pool: its size
      * stays the default (UV_THREADPOOL_SIZE unset: 4 threads), which is

@@ -94,6 +94,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,19 +501,27 @@ static int connect_all(int ep)
     return 0;
 }
 
+/* A small /proc file into buf, NUL-terminated; false if it cannot be read. */
+static bool read_proc_file(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
 /* utime + stime of the whole process, in clock ticks; -1 if it is gone. */
 static int64_t server_ticks(long pid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_proc_file(path, buf, sizeof buf))
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     /* The command name, field 2, may hold spaces and parentheses; the
      * fields after its last ')' are plain numbers, utime the 12th. */
     char *p = strrchr(buf, ')');
@@ -527,14 +536,8 @@ static int64_t server_ticks(long pid)
 static int64_t schedstat_ns(const char *path)
 {
     char buf[128];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_proc_file(path, buf, sizeof buf))
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
     char *end;
     unsigned long long ns = strtoull(buf, &end, 10);
     return end == buf ? -1 : (int64_t)ns;

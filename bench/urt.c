@@ -307,14 +307,6 @@ struct file_run {
     struct hist h;
 };
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 struct reader {
     struct file_run *run;
     uint64_t seed;
@@ -328,7 +320,7 @@ static intptr_t reader(void *arg)
     char buf[BLOCK] __attribute__((aligned(BLOCK)));
     /* Two clock reads a read: the end of one is the start of the next. */
     for (uint64_t t0 = bench_now_ns(); t0 < run->deadline;) {
-        uint64_t offset = splitmix64(&r->seed) % run->blocks * BLOCK;
+        uint64_t offset = bench_splitmix64(&r->seed) % run->blocks * BLOCK;
         ssize_t n = urt_pread(run->fd, buf, BLOCK, offset);
         if (n != BLOCK) {
             run->error = n < 0 ? (int)n : -EIO;
