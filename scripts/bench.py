@@ -188,7 +188,6 @@ class EchoConfig:
     """One load generator configuration, run against every echo server."""
     name: str
     args: Callable[[Config], list[str]]
-    one_run: bool = False      # one run only, to keep the suite in time
     results: tuple[str, ...] = ECHO_RESULTS
 
 
@@ -706,8 +705,8 @@ def run_echo(peers: list[Peer], cfg: Config, configs: list[EchoConfig]) -> list[
 
 def echo_round(e: EchoPeer, cfg: Config, configs: list[EchoConfig], round_no: int,
                server_argv: list[str], loadgen_missing: str | None) -> None:
-    """One round of one peer: its server started, each configuration that
-    still wants a run loaded once, the server stopped."""
+    """One round of one peer: its server started and warmed up, each
+    configuration not yet failed loaded once, the server stopped."""
     missing = missing_program(e.peer.command)
     if missing:
         for cell in [e.server] + e.cells:
@@ -735,7 +734,7 @@ def echo_round(e: EchoPeer, cfg: Config, configs: list[EchoConfig], round_no: in
                 "-a", addr, "-c", "64", "-d", arg(cfg.pick(ECHO_WARM_UP)), "-w", "0"]
             run_program(warm, cfg.timeout)
         for ec, cell, records in zip(configs, e.cells, e.records):
-            if cell.status != OK or (ec.one_run and round_no > 0):
+            if cell.status != OK:
                 continue
             if loadgen_missing:
                 cell.fail(f"{loadgen_missing} not found (not built?)")
