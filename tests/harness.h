@@ -66,6 +66,16 @@ static inline bool small_scale(void)
     return s && *s && strcmp(s, "0") != 0;
 }
 
+/* Tests that check the order in which sleeps end space them a few ms
+ * apart, which is wide for a scheduler but not for valgrind: it runs code
+ * 20-50 times slower, and starting a task there (a stack's first mapping,
+ * code seen for the first time) can take longer than the gap.  Such sleeps
+ * go through spaced_ms(), which widens them tenfold under valgrind. */
+static inline uint64_t spaced_ms(uint64_t ms)
+{
+    return RUNNING_ON_VALGRIND ? ms * 10 : ms;
+}
+
 #define TRACE_MAX 256
 #define TRACE_LEN 192
 

@@ -25,7 +25,7 @@
 
 struct job {
     const char *name; /* NULL: record nothing */
-    unsigned ms;      /* how long to sleep first; 0: do not suspend */
+    unsigned ms;      /* how long to sleep first (spaced_ms); 0: do not suspend */
     intptr_t result;  /* value or error returned after the sleep */
     int slept;        /* what urt_sleep returned */
     bool ran;
@@ -41,7 +41,7 @@ static intptr_t job_fn(void *arg)
     j->ran = true;
     intptr_t ret = j->result;
     if (j->ms) {
-        j->slept = urt_sleep_ms(j->ms);
+        j->slept = urt_sleep_ms(spaced_ms(j->ms));
         if (j->slept) ret = j->slept;
     }
     if (j->name) trace("%s end %ld", j->name, (long)ret);
@@ -359,7 +359,7 @@ struct canceller {
 static intptr_t canceller_fn(void *arg)
 {
     struct canceller *k = arg;
-    EXPECT_EQ(urt_sleep_ms(k->ms), 0);
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(k->ms)), 0);
     trace("k cancels %d", urt_task_cancel(k->target));
     return 0;
 }
@@ -497,7 +497,7 @@ static intptr_t main_cancel_gatherer(void *arg)
     create_jobs(t, jobs, 3);
     EXPECT_EQ(urt_task_create(&g, gatherer_fn, &gs), 0);
     uint64_t t0 = urt_now();
-    EXPECT_EQ(urt_sleep_ms(20), 0);
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(20)), 0);
     trace("main cancels G");
     EXPECT_EQ(urt_task_cancel(g), 1);
     EXPECT_EQ(urt_task_await(g, NULL), URT_ECANCELED);
