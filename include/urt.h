@@ -279,6 +279,9 @@ URT_API int urt_yield(void);
 /* Nanoseconds of CLOCK_MONOTONIC, the clock sleeps are measured on. */
 URT_API uint64_t urt_now(void);
 
+/* The timeout_ns of a call that is to wait as long as it takes. */
+#define URT_NO_TIMEOUT UINT64_MAX
+
 #define URT_NS_PER_US 1000ull
 #define URT_NS_PER_MS 1000000ull
 #define URT_NS_PER_S  1000000000ull
@@ -341,6 +344,15 @@ URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
                        intptr_t *values, int *errors);
 
 
+/* ---- section: timeouts (core) ---- */
+/* ---- end section: timeouts ---- */
+
+/* ---- section: wait (core) ---- */
+/* ---- end section: wait ---- */
+
+/* ---- section: groups (core) ---- */
+/* ---- end section: groups ---- */
+
 /* ------------------------------------------------------------------------
  * I/O
  *
@@ -374,8 +386,6 @@ URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
  * lacks an opcode, urt takes another way to the same result (README,
  * "Kernel support").
  * ---------------------------------------------------------------------- */
-
-#define URT_NO_TIMEOUT UINT64_MAX
 
 /*
  * Describes what the running loop uses, for logs and bug reports: a
@@ -542,6 +552,34 @@ URT_API int urt_readahead(int fd, int enable);
 URT_API int urt_tcp_listen(const char *hostport, int backlog);
 URT_API int urt_tcp_connect(const char *hostport);
 URT_API int urt_tcp_connect_timeout(const char *hostport, uint64_t timeout_ns);
+
+/* ------------------------------------------------------------------------
+ * Synchronisation and queues: the shared part
+ *
+ * The primitives below live in memory the program provides (a struct, on
+ * the stack of a task or in a heap object) and are initialised by their
+ * *_init call; they need no destroy call unless one is declared.  Their
+ * fields are urt's: a program reads and changes them only through the
+ * functions.  Each is for the tasks of one loop.
+ * ---------------------------------------------------------------------- */
+
+/* The tasks waiting on a primitive, in the order they began to wait. */
+typedef struct urt_waitlist {
+    void *_head, *_tail;
+    const char *_what; /* what the tasks wait on, for urt_task_dump */
+} urt_waitlist;
+
+/* ---- section: sync ---- */
+/* ---- end section: sync ---- */
+
+/* ---- section: queue ---- */
+/* ---- end section: queue ---- */
+
+/* ---- section: threads ---- */
+/* ---- end section: threads ---- */
+
+/* ---- section: introspection ---- */
+/* ---- end section: introspection ---- */
 
 #ifdef __cplusplus
 }

@@ -221,6 +221,7 @@ static struct urt__listener *listener_new(struct urt_loop *loop, struct urt__fd 
     l->dev = st->st_dev;
     l->ino = st->st_ino;
     l->multishot.fd = -1;
+    l->waiting.what = "accept";
     l->next = loop->listeners;
     loop->listeners = l;
     e->listener = l;

@@ -325,6 +325,18 @@ struct urt_loop {
     struct urt__slab *slabs;
     size_t page_size;
 
+    /* SQEs in flight that no task waits for and that stay until the loop
+     * ends (the thread pool's eventfd read, the dump signal's read): they
+     * do not keep the loop alive, and drive() does not count them when it
+     * asks whether anything in the kernel can still wake a task. */
+    size_t background;
+    /* Tasks waiting on something outside the ring that will wake them by
+     * itself (a job on a worker thread): while any are, the loop is not
+     * deadlocked even with nothing in the kernel. */
+    size_t external_waits;
+    struct urt__pool *pool; /* worker threads for urt_to_thread (thread.c) */
+    struct urt__dump *dump; /* urt_task_dump_on_signal's state (introspect.c) */
+
     sigset_t saved_sigmask; /* the thread's, restored when the run ends */
     void *altstack;     /* ours, if the thread had none */
     size_t altstack_size;
@@ -412,7 +424,17 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
  * cancelled (URT_ECANCELED).  p lives on the parked task's stack. */
 struct urt__waitq {
     struct urt__parked *head, *tail;
+    const char *what; /* for the task dump: "Lock.acquire", "accept" ... */
 };
+/* The public urt_waitlist is a urt__waitq: a primitive's list is used in
+ * place, through urt__waitq_of. */
+_Static_assert(sizeof(struct urt__waitq) == sizeof(urt_waitlist) &&
+                   offsetof(struct urt__waitq, what) == offsetof(urt_waitlist, _what),
+               "urt_waitlist mirrors struct urt__waitq");
+static inline struct urt__waitq *urt__waitq_of(urt_waitlist *l)
+{
+    return (struct urt__waitq *)(void *)l;
+}
 struct urt__parked {
     struct urt__parked *prev, *next;
     struct urt__waitq *q; /* NULL once off it */
@@ -440,6 +462,26 @@ int urt__stream_closing(struct urt_loop *loop, struct urt__fd *e);
 void urt__stream_close(struct urt_loop *loop, struct urt__fd *e);
 void urt__streams_stop(struct urt_loop *loop);
 void urt__streams_destroy(struct urt_loop *loop);
+/* ---- section: sync (sync.c, queue.c) ---- */
+/* ---- end section: sync ---- */
+
+/* ---- section: threads (thread.c) ----
+ * urt__pool_stop: at the loop's end, once no task is left: jobs not started
+ * are dropped, the loop waits for running ones, and the threads are joined.
+ * urt__pool_destroy: frees what is left, after the ring is gone. */
+struct urt__pool;
+void urt__pool_stop(struct urt_loop *loop);
+void urt__pool_destroy(struct urt_loop *loop);
+/* ---- end section: threads ---- */
+
+/* ---- section: introspection (introspect.c) ----
+ * urt__dump_stop: at the loop's end, cancels the signal's read and
+ * restores the thread's signal mask; urt__dump_destroy frees the rest. */
+struct urt__dump;
+void urt__dump_stop(struct urt_loop *loop);
+void urt__dump_destroy(struct urt_loop *loop);
+/* ---- end section: introspection ---- */
+
 /* Hands the prepared SQEs to the kernel now and reaps what completed. */
 void urt__submit_now(struct urt_loop *loop);
 /* Every switch between fibers goes through here, so that the sanitizers

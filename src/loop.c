@@ -382,10 +382,11 @@ static void drive(struct urt_loop *loop)
          * another one.  Await and gather refuse cycles, so the API cannot get
          * here; should it, cancelling everything is the way out, and a run
          * that still cannot end reports -EDEADLK instead of success. */
-        if (loop->inflight == 0) {
+        if (loop->inflight == loop->background && loop->external_waits == 0) {
             loop->closing = true;
             close_round(loop);
-            if (!loop->ready_head && loop->inflight == 0) {
+            if (!loop->ready_head && loop->inflight == loop->background &&
+                loop->external_waits == 0) {
                 loop->main_result = -EDEADLK;
                 break;
             }
@@ -393,9 +394,12 @@ static void drive(struct urt_loop *loop)
         }
         submit_and_reap(loop, 1);
     }
-    /* Multishot accepts and recvs no task will take from any more. */
+    /* Multishot accepts and recvs no task will take from any more, and
+     * the background reads of the pool and the dump signal. */
     urt__listeners_stop(loop);
     urt__streams_stop(loop);
+    urt__pool_stop(loop);
+    urt__dump_stop(loop);
     /* Cancel requests whose completion is still out. */
     while (loop->inflight) submit_and_reap(loop, 1);
 }
@@ -435,6 +439,8 @@ static void loop_destroy(struct urt_loop *loop)
     /* The buffer ring's memory goes after the ring that may write it. */
     io_uring_queue_exit(&loop->ring);
     urt__streams_destroy(loop);
+    urt__pool_destroy(loop);
+    urt__dump_destroy(loop);
     urt__fds_destroy(loop);
     urt__stacks_destroy(loop);
     urt__overflow_guard_stop(loop);

@@ -287,6 +287,7 @@ int urt_readahead(int fd, int enable)
         st->dev = s.st_dev;
         st->ino = s.st_ino;
         st->multishot.fd = -1;
+        st->readers.what = "recv (read-ahead)";
         st->next = loop->streams;
         loop->streams = st;
         e->stream = st;
