@@ -22,6 +22,14 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+#if defined(__SANITIZE_THREAD__)
+#define URT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define URT_TSAN 1
+#endif
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #define URT_ASAN 1
 #elif defined(__has_feature)
@@ -173,6 +181,9 @@ struct urt__task {
     bool has_name;        /* else named "Task-<number>" when asked */
 #ifdef URT_ASAN
     void *asan_fake_stack;
+#endif
+#ifdef URT_TSAN
+    void *tsan_fiber; /* ThreadSanitizer's context for the task (fiber.c) */
 #endif
     char name[URT_TASK_NAME_MAX];
 };
