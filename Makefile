@@ -59,7 +59,7 @@ ASAN_EXAMPLE_BINS := $(patsubst build/%,build/asan/%,$(EXAMPLE_BINS))
 # The echo server's load client: a test tool, not a cmocka test.
 ECHO_CLIENT := build/tests/echo_client
 # The tests of the I/O calls, the ones with paths that change with the kernel.
-IO_TEST_BINS := $(filter $(addprefix build/tests/,test_io test_file test_net test_readahead),$(TEST_BINS))
+IO_TEST_BINS := $(filter $(addprefix build/tests/,test_io test_file test_net test_readahead test_timeout),$(TEST_BINS))
 
 SONAME := liburt.so.$(MAJOR)
 SHARED := build/liburt.so.$(VERSION)

@@ -344,7 +344,105 @@ URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
                        intptr_t *values, int *errors);
 
 
-/* ---- section: timeouts (core) ---- */
+/* ------------------------------------------------------------------------
+ * Timeouts, wait_for and shield
+ *
+ * A timeout scope puts a deadline on a stretch of a task's code
+ * (asyncio.timeout).  When the deadline passes, whatever the task waits on
+ * inside the scope (a sleep, an I/O call, a lock, a queue, an await, a
+ * gather, a to_thread ...) is cut off as a cancellation would cut it, with
+ * the same guarantees (an I/O operation has really stopped when the call
+ * returns), but the call returns URT_ETIMEDOUT instead of URT_ECANCELED.
+ * If the task is not waiting at that moment, its next suspension point
+ * inside the scope returns URT_ETIMEDOUT.
+ *
+ * As with a cancellation, the cut comes once: code that handles it may
+ * wait again inside the scope (to say goodbye to a peer, say), and those
+ * waits are not cut.  An awaited task is cancelled (it sees URT_ECANCELED),
+ * and the await returns URT_ETIMEDOUT once that task has ended cancelled.
+ *
+ *     urt_timeout t;
+ *     urt_timeout_enter(&t, 5 * URT_NS_PER_S);
+ *     ssize_t n = urt_read_exactly(fd, buf, len, &done);
+ *     if (urt_timeout_exit(&t) == URT_ETIMEDOUT) ... // our deadline cut it
+ *
+ * Nested scopes: the earliest deadline wins.  Each scope's exit says
+ * whether it was its own deadline that cut the code inside it: with an
+ * outer scope of 1 s around an inner one of 10 s, a read cut at 1 s returns
+ * URT_ETIMEDOUT, the inner exit returns 0 and the outer one URT_ETIMEDOUT.
+ * A task cancelled from outside while inside a scope gets URT_ECANCELED
+ * (a cancellation wins over a deadline) and the scope's exit returns 0.
+ *
+ * Scopes are entered and exited in LIFO order by the task that entered
+ * them.  A task that returns with scopes still entered has them dropped.
+ * Deadlines cost no system call: the loop keeps them and never sleeps past
+ * the earliest.
+ * ---------------------------------------------------------------------- */
+
+/* A scope's handle.  Its fields are urt's. */
+typedef struct urt_timeout {
+    void *_node;
+    uint64_t _id;
+    unsigned _flags;
+} urt_timeout;
+
+/*
+ * Enters a scope that ends timeout_ns from now (URT_NO_TIMEOUT: no
+ * deadline, until urt_timeout_reschedule gives one), or at the absolute
+ * deadline (urt_now()'s clock; URT_NO_TIMEOUT: none).  A deadline already
+ * passed cuts the next wait.  Returns 0, -EINVAL (t is NULL), -ENOMEM or
+ * URT_ENOLOOP.
+ */
+URT_API int urt_timeout_enter(urt_timeout *t, uint64_t timeout_ns);
+URT_API int urt_timeout_enter_at(urt_timeout *t, uint64_t deadline);
+
+/*
+ * Leaves the scope.  Returns URT_ETIMEDOUT when its own deadline cut a wait
+ * inside it, else 0 (also when the deadline passed but nothing inside was
+ * cut: the code finished first, or completed in the same instant, as data
+ * wins over a timeout in the I/O calls; a cut that was still to come is
+ * dropped).  -EINVAL: t is not the innermost scope of the calling task (not
+ * entered, exited already, or entered by another task); URT_ENOLOOP.
+ */
+URT_API int urt_timeout_exit(urt_timeout *t);
+
+/*
+ * Moves the deadline of an entered scope (Timeout.reschedule): an absolute
+ * deadline, URT_NO_TIMEOUT for none.  Any task of the loop may call it.
+ * Returns 0, -EALREADY if the deadline has already passed, -EINVAL (not an
+ * entered scope), -ENOMEM, URT_ENOLOOP.
+ */
+URT_API int urt_timeout_reschedule(urt_timeout *t, uint64_t deadline);
+
+/* 1 if the scope's deadline has passed while it was entered (Timeout.expired),
+ * whether or not it cut anything; 0 if not; -EINVAL for NULL.  Valid after
+ * the exit too. */
+URT_API int urt_timeout_expired(const urt_timeout *t);
+
+/* The scope's deadline, or URT_NO_TIMEOUT (none, or not entered). */
+URT_API uint64_t urt_timeout_when(const urt_timeout *t);
+
+/*
+ * Waits for the task for at most timeout_ns (asyncio.wait_for).  On expiry
+ * the task is cancelled and waited for, and URT_ETIMEDOUT is returned; if it
+ * handled the cancellation and returned a value or an error of its own,
+ * that is returned instead, as asyncio does.  A finished task's outcome is
+ * returned at once.  Cancelling the caller cancels the task too (as await).
+ * Returns 0 and the value, the task's error, URT_ETIMEDOUT, URT_ECANCELED,
+ * URT_EBADTASK, -EDEADLK (the caller itself, or a cycle), -ENOMEM,
+ * URT_ENOLOOP.
+ */
+URT_API int urt_wait_for(urt_task task, uint64_t timeout_ns, intptr_t *value);
+
+/*
+ * Waits for the task like urt_task_await, but a cancellation (or a scope's
+ * deadline) of the caller does not reach it (asyncio.shield): the caller
+ * returns URT_ECANCELED (URT_ETIMEDOUT) at once and the task runs on, to be
+ * awaited again or left to finish.  If the task itself is cancelled, its
+ * URT_ECANCELED is returned.  Same return codes as urt_task_await.
+ */
+URT_API int urt_shield(urt_task task, intptr_t *value);
+
 /* ---- end section: timeouts ---- */
 
 /* ---- section: wait (core) ---- */

@@ -33,9 +33,11 @@ void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w)
     }
 }
 
+/* Pushed last first: the walks pop them, so a cancellation reaches the
+ * children in input order, as asyncio's gather cancels them. */
 int urt__gather_push_children(struct urt_loop *loop, struct urt__gather *g, size_t *len)
 {
-    for (size_t i = 0; i < g->n; i++)
+    for (size_t i = g->n; i-- > 0;)
         if (g->nodes[i].linked && urt__search_push(loop, len, g->nodes[i].target)) return -ENOMEM;
     return 0;
 }
@@ -116,6 +118,7 @@ int urt_gather(const urt_task *tasks, size_t n, unsigned flags, intptr_t *values
     self->wait = URT__WAIT_GATHER;
     self->waiting_on.gather = &g;
     if (self->cancel_pending) {
+        /* Passed on to the children, keeping its kind (a deadline's). */
         self->cancel_pending = false;
         urt__task_request_cancel(loop, self);
     }
@@ -125,13 +128,15 @@ int urt_gather(const urt_task *tasks, size_t n, unsigned flags, intptr_t *values
     for (size_t i = 0; i < n; i++) urt__waiter_unlink(nodes[i].target, &nodes[i]);
 
     if (self->cancel_pending) {
-        self->cancel_pending = false; /* cancelled after being woken */
-        rc = URT_ECANCELED;
-    } else if (g.first_error) {
-        rc = g.first_error;
-    } else if (g.cancel_requested) {
-        rc = URT_ECANCELED; /* as asyncio: the children ended, but gather
-                             * itself was cancelled */
+        rc = urt__cancel_take(self); /* cancelled after being woken */
+    } else {
+        if (g.first_error)
+            rc = g.first_error;
+        else if (g.cancel_requested)
+            rc = URT_ECANCELED; /* as asyncio: the children ended, but gather
+                                 * itself was cancelled */
+        /* A deadline's cancellation comes back as the timeout it was. */
+        if (self->cancel_kind != URT__CANCEL_NONE) rc = urt__cancel_passed(self, rc);
     }
     fill(nodes, n, values, errors);
 out:

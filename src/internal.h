@@ -51,6 +51,7 @@ enum {
     URT__F_ACCEPT_MULTISHOT = 1u << 8,
     URT__F_RECV_MULTISHOT = 1u << 9, /* with a provided-buffer ring */
     URT__F_GUARD_BATCH = 1u << 10,    /* guards installed by process_madvise */
+    URT__F_EXT_ARG = 1u << 11,        /* io_uring_enter waits with a timeout */
 };
 
 struct urt__features {
@@ -140,6 +141,33 @@ enum urt__wait {
     URT__WAIT_GATHER, /* urt_gather: waiting_on.gather */
     URT__WAIT_DRAIN,  /* urt_close: the fd's ops to end; not cancellable */
     URT__WAIT_PARKED, /* on a wait queue (waitq.c): waiting_on.parked */
+    URT__WAIT_SHIELD, /* urt_shield: waiting_on.waiter, whose target a
+                       * cancellation does not reach */
+};
+
+/* What a pending (or passed-on) cancellation of a task is: a request from
+ * another task (urt_task_cancel, a group, the loop's end), or the deadline
+ * of one of the task's timeout scopes.  A request wins over a deadline. */
+enum urt__cancel_kind {
+    URT__CANCEL_NONE,
+    URT__CANCEL_REQUEST, /* delivered as URT_ECANCELED */
+    URT__CANCEL_TIMEOUT, /* delivered as URT_ETIMEDOUT, for cancel_scope */
+};
+
+/* A timeout scope (timeout.c): urt_timeout's handle names one.  Nodes are
+ * the loop's, recycled, never freed before the loop ends, so a stale handle
+ * reaches a node whose id no longer matches, never freed memory. */
+struct urt__scope {
+    uint64_t id;       /* the handle's id while entered; 0 when free */
+    uint64_t deadline; /* absolute; UINT64_MAX: none (not in the heap) */
+    uint64_t seq;      /* entry order: of two equal deadlines the outer fires */
+    struct urt_loop *loop;
+    struct urt__task *task;
+    struct urt__scope *outer; /* the task's enclosing scope; free-list link */
+    size_t heap_at;           /* 1-based index in loop->deadlines, 0: not in it */
+    unsigned depth;           /* 1 for a task's outermost scope */
+    bool fired;               /* its deadline passed while it was entered */
+    bool delivered;           /* ... and cut off a wait inside it */
 };
 
 struct urt__op;
@@ -165,7 +193,10 @@ struct urt__task {
         struct urt__task *task;
         struct urt__gather *gather;
         struct urt__parked *parked;
+        struct urt__waiter *waiter;
     } waiting_on;
+    struct urt__scope *scopes;       /* innermost timeout scope entered */
+    struct urt__scope *cancel_scope; /* whose deadline cancel_kind is */
     uint64_t number;     /* N of the default name "Task-N" */
     uint64_t visit_mark; /* cycle search epoch */
     uint64_t finish_seq; /* order of finishing, for gather's first error */
@@ -176,6 +207,7 @@ struct urt__task {
     /* A cancellation that could not be handed to what the task waits on
      * (it was running or ready): delivered at its next suspension point. */
     bool cancel_pending;
+    unsigned char cancel_kind; /* enum urt__cancel_kind of the pending one */
     bool released;
     bool close_cancelled; /* cancelled by the loop's shutdown */
     bool has_name;        /* else named "Task-<number>" when asked */
@@ -214,6 +246,31 @@ struct urt__gather {
 
 urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t);
 void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t);
+/* Cancels t for the deadline of scope s (timeout.c): the same walk as a
+ * request, but t itself will see URT_ETIMEDOUT. */
+void urt__task_timeout(struct urt_loop *loop, struct urt__task *t, struct urt__scope *s);
+/* Takes the task's pending cancellation: the code its suspension point
+ * returns (URT_ECANCELED, or URT_ETIMEDOUT for a scope's deadline, which
+ * the scope then reports at its exit). */
+static inline int urt__cancel_take(struct urt__task *self)
+{
+    self->cancel_pending = false;
+    int code = URT_ECANCELED;
+    if (self->cancel_kind == URT__CANCEL_TIMEOUT) {
+        code = URT_ETIMEDOUT;
+        self->cancel_scope->delivered = true;
+    }
+    self->cancel_kind = URT__CANCEL_NONE;
+    self->cancel_scope = NULL;
+    return code;
+}
+/* The code a wait that passed its cancellation on (await, gather) returns
+ * when what it waited for ended with URT_ECANCELED, and forgets the kind. */
+int urt__cancel_passed(struct urt__task *self, int result);
+/* Timeout scopes at the task's end, and the loop's deadlines (timeout.c). */
+void urt__scopes_release(struct urt_loop *loop, struct urt__task *t);
+void urt__deadlines_fire(struct urt_loop *loop);
+void urt__scopes_destroy(struct urt_loop *loop);
 void urt__waiter_link(struct urt__task *target, struct urt__waiter *w);
 void urt__waiter_unlink(struct urt__task *target, struct urt__waiter *w);
 bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
@@ -345,6 +402,18 @@ struct urt_loop {
      * itself (a job on a worker thread): while any are, the loop is not
      * deadlocked even with nothing in the kernel. */
     size_t external_waits;
+    /* Timeout scopes with a deadline, a min-heap on (deadline, seq), and
+     * the recycled scope nodes (timeout.c).  The loop never blocks past
+     * deadlines[0]. */
+    struct urt__scope **deadlines;
+    size_t deadlines_len, deadlines_cap;
+    struct urt__scope *scope_free;
+    uint64_t scope_seq;
+    /* The timer that wakes a blocked loop for deadlines[0] on kernels whose
+     * io_uring_enter takes no timeout (before 5.11): its deadline, and
+     * whether it is in flight (loop.c). */
+    uint64_t wake_deadline;
+    struct urt__op *wake_timer;
     struct urt__pool *pool; /* worker threads for urt_to_thread (thread.c) */
     struct urt__dump *dump; /* urt_task_dump_on_signal's state (introspect.c) */
 

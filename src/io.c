@@ -7,7 +7,8 @@
  *   - data wins: an operation that completed, even in the instant it was
  *     cancelled or timed out, returns its result, and a cancellation of the
  *     task is then seen at its next suspension point;
- *   - an operation cut short returns URT_ECANCELED (the task was cancelled),
+ *   - an operation cut short returns URT_ECANCELED (the task was cancelled;
+ *     URT_ETIMEDOUT when a timeout scope's deadline cut it),
  *     URT_ETIMEDOUT (its deadline passed) or -EBADF (urt_close of its fd);
  *   - -EAGAIN from a file that is O_NONBLOCK (a foreign library's socket)
  *     means "not ready": urt waits for readiness with POLL_ADD and retries.
@@ -138,10 +139,7 @@ static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)
     urt__fd_link(loop, &op);
     int res = urt__op_wait(loop, &op);
     if (res != -ECANCELED && res != -EINTR) return res; /* data wins */
-    if (self->cancel_pending) {
-        self->cancel_pending = false;
-        return URT_ECANCELED;
-    }
+    if (self->cancel_pending) return urt__cancel_take(self);
     if (op.fd_closed) return -EBADF;
     if (io->deadline && op.link_res == -ETIME) return URT_ETIMEDOUT;
     return res;
@@ -178,10 +176,7 @@ int urt__io_on(struct urt_loop *loop, const struct urt__io *io)
         if (res != -EAGAIN || !io->eagain_events) return res;
         /* -EAGAIN moved nothing: a cancellation that came meanwhile (its
          * cancel found the op already done) is due now, not after a wait. */
-        if (self->cancel_pending) {
-            self->cancel_pending = false;
-            return URT_ECANCELED;
-        }
+        if (self->cancel_pending) return urt__cancel_take(self);
         /* An O_NONBLOCK fd the kernel did not wait on.  io_uring on 6.x waits
          * on pipes and sockets by itself; older kernels honour the flag. */
         struct urt__io poll = {

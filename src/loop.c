@@ -102,6 +102,7 @@ static int ring_init(struct urt_loop *loop)
     if (!(flags & IORING_SETUP_DEFER_TASKRUN)) f->flags &= ~URT__F_DEFER_TASKRUN;
     urt__features_probe(f, &loop->ring);
     if (!(loop->ring_features & IORING_FEAT_FAST_POLL)) f->flags &= ~URT__F_FAST_POLL;
+    if (!(loop->ring_features & IORING_FEAT_EXT_ARG)) f->flags &= ~URT__F_EXT_ARG;
     /* Saves the kernel an fd lookup on every io_uring_enter (5.18). */
     if (urt__has(loop, URT__F_REGISTERED_RING) && io_uring_register_ring_fd(&loop->ring) != 1)
         f->flags &= ~URT__F_REGISTERED_RING;
@@ -212,6 +213,8 @@ __attribute__((noinline)) static void poll_ring(struct urt_loop *loop)
         submit_and_reap(loop, 0);
     else if (cq_has_work(loop))
         reap(loop);
+    /* After the reap: what completed in the same instant wins. */
+    if (unlikely(loop->deadlines_len)) urt__deadlines_fire(loop);
     if (unlikely(loop->closing) && loop->close_pending == 0) close_round(loop);
 }
 
@@ -365,6 +368,65 @@ static void close_round(struct urt_loop *loop)
     }
 }
 
+/* The wake timer of kernels without EXT_ARG has ended: fired, or removed
+ * because an earlier deadline needed one. */
+static void wake_timer_done(struct urt_loop *loop, struct urt__op *op,
+                            const struct io_uring_cqe *cqe)
+{
+    (void)cqe;
+    if (loop->wake_timer == op) loop->wake_timer = NULL;
+    loop->background--;
+    free(op);
+}
+
+/* Arms a timer for deadline, unless one is armed for it or before it: a
+ * timer that fires early costs a wake-up, one that fires late a missed
+ * deadline.  False when there is no memory for one. */
+static bool arm_wake_timer(struct urt_loop *loop, uint64_t deadline)
+{
+    if (loop->wake_timer && loop->wake_deadline <= deadline) return true;
+    if (loop->wake_timer) urt__op_cancel(loop, loop->wake_timer);
+    struct urt__op *op = malloc(sizeof *op);
+    if (!op) return false;
+    *op = (struct urt__op){.handler = wake_timer_done, .fd = -1, .is_timeout = true,
+                           .ts = urt__timespec(deadline)};
+    struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    io_uring_prep_timeout(sqe, &op->ts, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | URT__UDATA_HANDLER);
+    loop->background++;
+    loop->wake_timer = op;
+    loop->wake_deadline = deadline;
+    return true;
+}
+
+/* Nothing is ready: blocks until a completion arrives or the earliest
+ * scope deadline passes.  io_uring_enter takes the timeout itself from
+ * 5.11 (EXT_ARG); before, a timer SQE wakes it. */
+static void wait_for_work(struct urt_loop *loop)
+{
+    if (likely(!loop->deadlines_len)) {
+        submit_and_reap(loop, 1);
+        return;
+    }
+    uint64_t deadline = loop->deadlines[0]->deadline;
+    uint64_t now = urt_now();
+    if (deadline <= now) {
+        submit_and_reap(loop, 0);
+        return;
+    }
+    if (urt__has(loop, URT__F_EXT_ARG)) {
+        struct __kernel_timespec ts = urt__timespec(deadline - now);
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &ts, NULL);
+        reap(loop); /* -ETIME, -EINTR, -EBUSY: the caller looks again */
+        return;
+    }
+    if (arm_wake_timer(loop, deadline))
+        submit_and_reap(loop, 1);
+    else
+        submit_and_reap(loop, 0); /* no memory: poll until there is */
+}
+
 static void drive(struct urt_loop *loop)
 {
     for (;;) {
@@ -382,7 +444,8 @@ static void drive(struct urt_loop *loop)
          * another one.  Await and gather refuse cycles, so the API cannot get
          * here; should it, cancelling everything is the way out, and a run
          * that still cannot end reports -EDEADLK instead of success. */
-        if (loop->inflight == loop->background && loop->external_waits == 0) {
+        if (loop->inflight == loop->background && loop->external_waits == 0 &&
+            loop->deadlines_len == 0) {
             loop->closing = true;
             close_round(loop);
             if (!loop->ready_head && loop->inflight == loop->background &&
@@ -392,8 +455,9 @@ static void drive(struct urt_loop *loop)
             }
             continue;
         }
-        submit_and_reap(loop, 1);
+        wait_for_work(loop);
     }
+    if (loop->wake_timer) urt__op_cancel(loop, loop->wake_timer);
     /* Multishot accepts and recvs no task will take from any more, and
      * the background reads of the pool and the dump signal. */
     urt__listeners_stop(loop);
@@ -435,6 +499,7 @@ static void sigpipe_restore(struct urt_loop *loop)
 static void loop_destroy(struct urt_loop *loop)
 {
     urt__tasks_destroy(loop);
+    urt__scopes_destroy(loop);
     urt__listeners_destroy(loop);
     /* The buffer ring's memory goes after the ring that may write it. */
     io_uring_queue_exit(&loop->ring);

@@ -53,6 +53,7 @@ static const struct {
     {URT__F_CANCEL_FD, 519, "cancel_fd"},
     {URT__F_GUARD_INSTALL, 613, "guard_install"},
     {URT__F_GUARD_BATCH, 614, "guard_batch"},
+    {URT__F_EXT_ARG, 511, "ext_arg"},
     {URT__F_FAST_POLL, 507, "fast_poll"},
     {URT__F_ACCEPT_MULTISHOT, 519, "accept_multishot"},
     {URT__F_RECV_MULTISHOT, 600, "recv_multishot"},

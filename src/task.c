@@ -145,6 +145,9 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     t->state = URT__NEW;
     t->wait = URT__WAIT_NONE;
     t->cancel_pending = false;
+    t->cancel_kind = URT__CANCEL_NONE;
+    t->cancel_scope = NULL;
+    t->scopes = NULL;
     t->released = handle == NULL;
     t->close_cancelled = false;
 #ifdef URT_ASAN
@@ -203,6 +206,9 @@ void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t resul
     t->finish_seq = ++loop->finish_count;
     t->state = URT__DONE;
     t->wait = URT__WAIT_NONE;
+    /* Scopes it returned inside of: their nodes are the loop's, so this
+     * touches no stack memory. */
+    if (unlikely(t->scopes)) urt__scopes_release(loop, t);
     loop->live--;
     if (t->close_cancelled) loop->close_pending--;
     if (t == loop->main_task) {
@@ -272,6 +278,8 @@ static int push_awaited(struct urt_loop *loop, size_t *len, struct urt__task *t)
 {
     if (t->state != URT__WAITING) return 0;
     if (t->wait == URT__WAIT_TASK) return urt__search_push(loop, len, t->waiting_on.task);
+    if (t->wait == URT__WAIT_SHIELD)
+        return urt__search_push(loop, len, t->waiting_on.waiter->target);
     if (t->wait != URT__WAIT_GATHER) return 0;
     return urt__gather_push_children(loop, t->waiting_on.gather, len);
 }
@@ -292,23 +300,38 @@ bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
     return false;
 }
 
+/* Records what the pending (or passed-on) cancellation of t is. */
+static void mark_cancel(struct urt__task *t, unsigned char kind, struct urt__scope *scope)
+{
+    t->cancel_kind = kind;
+    t->cancel_scope = scope;
+}
+
 /*
  * Cancellation follows asyncio's Task.cancel: a task waiting on another task
  * or on a gather passes the request on to what it waits for and keeps
  * waiting; a task waiting on an op gets it from that op; a task that is
  * running or ready keeps it pending for its next suspension point.  Chains
- * of awaits can be long, so this walks them without recursion.
+ * of awaits can be long, so this walks them without recursion.  Only first
+ * gets kind: what it passes the cancellation on to is simply cancelled.
  */
-void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
+static void cancel_walk(struct urt_loop *loop, struct urt__task *first, unsigned char kind,
+                        struct urt__scope *scope)
 {
     size_t len = 0;
     if (urt__search_push(loop, &len, first)) {
-        first->cancel_pending = first->state != URT__DONE;
+        if (first->state == URT__DONE) return;
+        first->cancel_pending = true;
+        mark_cancel(first, kind, scope);
         return;
     }
     while (len) {
         struct urt__task *t = loop->search[--len];
         if (t->state == URT__DONE) continue;
+        if (t == first)
+            mark_cancel(t, kind, scope);
+        else
+            mark_cancel(t, URT__CANCEL_REQUEST, NULL);
         if (t->state != URT__WAITING) {
             t->cancel_pending = true;
             continue;
@@ -322,6 +345,14 @@ void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
             t->cancel_pending = true;
             urt__park_cancel(loop, t->waiting_on.parked);
             break;
+        case URT__WAIT_SHIELD: {
+            /* The shielded task is not told: only the wait ends. */
+            struct urt__waiter *w = t->waiting_on.waiter;
+            t->cancel_pending = true;
+            urt__waiter_unlink(w->target, w);
+            urt__make_ready(loop, t);
+            break;
+        }
         case URT__WAIT_TASK:
             if (urt__search_push(loop, &len, t->waiting_on.task)) t->cancel_pending = true;
             break;
@@ -337,6 +368,71 @@ void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *first)
     }
 }
 
+void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t)
+{
+    cancel_walk(loop, t, URT__CANCEL_REQUEST, NULL);
+}
+
+void urt__task_timeout(struct urt_loop *loop, struct urt__task *t, struct urt__scope *s)
+{
+    s->fired = true;
+    if (t->state == URT__DONE || t->cancel_kind == URT__CANCEL_REQUEST) return;
+    if (t->cancel_kind == URT__CANCEL_TIMEOUT) {
+        /* One cut at a time: the outer scope's cuts off more. */
+        if (s->depth < t->cancel_scope->depth) t->cancel_scope = s;
+        return;
+    }
+    cancel_walk(loop, t, URT__CANCEL_TIMEOUT, s);
+}
+
+int urt__cancel_passed(struct urt__task *self, int result)
+{
+    unsigned char kind = self->cancel_kind;
+    struct urt__scope *s = self->cancel_scope;
+    self->cancel_kind = URT__CANCEL_NONE;
+    self->cancel_scope = NULL;
+    if (kind != URT__CANCEL_TIMEOUT) return result;
+    s->delivered = true;
+    return result == URT_ECANCELED ? URT_ETIMEDOUT : result;
+}
+
+/* await and shield: waits for t as waiter w.  A cancellation reaches t
+ * through an await (kind URT__WAIT_TASK), not through a shield. */
+static int wait_task(struct urt_loop *loop, struct urt__task *t, unsigned char wait,
+                     intptr_t *value)
+{
+    struct urt__task *self = loop->current;
+    struct urt__waiter w = {.task = self};
+    urt__waiter_link(t, &w);
+    self->state = URT__WAITING;
+    self->wait = wait;
+    if (wait == URT__WAIT_TASK)
+        self->waiting_on.task = t;
+    else
+        self->waiting_on.waiter = &w;
+    if (self->cancel_pending) {
+        if (wait == URT__WAIT_TASK) {
+            /* asyncio hands a pending cancellation to what the task awaits. */
+            self->cancel_pending = false;
+            urt__task_request_cancel(loop, t);
+            /* ... keeping its kind: a scope's deadline is still one */
+        } else {
+            self->wait = URT__WAIT_NONE;
+            self->state = URT__RUNNING;
+            urt__waiter_unlink(t, &w);
+            return urt__deliver_pending_cancel(loop, self);
+        }
+    }
+    urt__suspend(loop);
+    self->wait = URT__WAIT_NONE;
+    /* Cancelled after the awaited task had woken us, or (shield) while
+     * waiting. */
+    if (self->cancel_pending) return urt__cancel_take(self);
+    int rc = urt__outcome(w.result, value);
+    if (self->cancel_kind != URT__CANCEL_NONE) rc = urt__cancel_passed(self, rc);
+    return rc;
+}
+
 int urt_task_await(urt_task handle, intptr_t *value)
 {
     struct urt_loop *loop = urt__running();
@@ -349,25 +445,21 @@ int urt_task_await(urt_task handle, intptr_t *value)
     if (t->state == URT__DONE) return urt__outcome(t->result, value);
     /* Only a waiting task can be part of a cycle. */
     if (t->state == URT__WAITING && urt__would_deadlock(loop, self, t)) return -EDEADLK;
+    return wait_task(loop, t, URT__WAIT_TASK, value);
+}
 
-    struct urt__waiter w = {.task = self};
-    urt__waiter_link(t, &w);
-    self->state = URT__WAITING;
-    self->wait = URT__WAIT_TASK;
-    self->waiting_on.task = t;
-    if (self->cancel_pending) {
-        /* asyncio hands a pending cancellation to what the task awaits. */
-        self->cancel_pending = false;
-        urt__task_request_cancel(loop, t);
-    }
-    urt__suspend(loop);
-    self->wait = URT__WAIT_NONE;
-    if (self->cancel_pending) {
-        /* Cancelled after the awaited task had woken us. */
-        self->cancel_pending = false;
-        return URT_ECANCELED;
-    }
-    return urt__outcome(w.result, value);
+int urt_shield(urt_task handle, intptr_t *value)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    struct urt__task *self = loop->current;
+    if (t == self) return -EDEADLK;
+    if (t->state == URT__DONE) return urt__outcome(t->result, value);
+    /* Not a cycle of cancellation, but still one of waiting. */
+    if (t->state == URT__WAITING && urt__would_deadlock(loop, self, t)) return -EDEADLK;
+    return wait_task(loop, t, URT__WAIT_SHIELD, value);
 }
 
 int urt_task_cancel(urt_task handle)

@@ -41,8 +41,7 @@ int urt__deliver_pending_cancel(struct urt_loop *loop, struct urt__task *self)
     self->cancel_pending = false;
     urt__make_ready(loop, self);
     urt__suspend(loop);
-    self->cancel_pending = false;
-    return URT_ECANCELED;
+    return urt__cancel_take(self);
 }
 
 int urt_yield(void)
@@ -53,10 +52,7 @@ int urt_yield(void)
     if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
     urt__make_ready(loop, self);
     urt__suspend(loop);
-    if (self->cancel_pending) {
-        self->cancel_pending = false;
-        return URT_ECANCELED;
-    }
+    if (self->cancel_pending) return urt__cancel_take(self);
     return 0;
 }
 
@@ -73,10 +69,7 @@ int urt_sleep(uint64_t ns)
     io_uring_prep_timeout(sqe, &op.ts, 0, IORING_TIMEOUT_ABS);
     io_uring_sqe_set_data(sqe, &op);
     int res = urt__op_wait(loop, &op);
-    if (self->cancel_pending) {
-        self->cancel_pending = false;
-        return URT_ECANCELED;
-    }
+    if (self->cancel_pending) return urt__cancel_take(self);
     /* -ETIME is the timer expiring, which is what a sleep wants. */
     return res == -ETIME || res == 0 ? 0 : res;
 }

@@ -77,9 +77,6 @@ int urt__park(struct urt_loop *loop, struct urt__waitq *q, struct urt__parked *p
         if (!p->timer.done) urt__op_wait(loop, &p->timer); /* its CQE may be in already */
     }
     if (p->woken) return 0; /* a value wins over a cancel in the same instant */
-    if (self->cancel_pending) {
-        self->cancel_pending = false;
-        return URT_ECANCELED;
-    }
+    if (self->cancel_pending) return urt__cancel_take(self);
     return URT_ETIMEDOUT;
 }
