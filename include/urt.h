@@ -445,10 +445,157 @@ URT_API int urt_shield(urt_task task, intptr_t *value);
 
 /* ---- end section: timeouts ---- */
 
-/* ---- section: wait (core) ---- */
+/* ------------------------------------------------------------------------
+ * wait and as_completed
+ *
+ * Like gather, these wait on tasks that are already running and take no
+ * ownership of the handles.  Unlike gather they never fail because a task
+ * failed, and they never cancel the tasks: on a timeout, or when the
+ * waiting task is cancelled, the tasks run on.
+ * ---------------------------------------------------------------------- */
+
+/* urt_wait's return_when (asyncio.ALL_COMPLETED ...). */
+#define URT_ALL_COMPLETED   0
+#define URT_FIRST_COMPLETED 1
+/* A task ends with an error other than URT_ECANCELED (asyncio does not
+ * count a cancelled task as an exception), or all are done. */
+#define URT_FIRST_EXCEPTION 2
+
+/*
+ * Waits until return_when holds for tasks[0..n-1] or timeout_ns passes
+ * (URT_NO_TIMEOUT: no limit; 0: look without waiting) (asyncio.wait).
+ * done, if not NULL, gets done[i] = 1 for each task that has finished and 0
+ * for each still pending; the outcomes are the tasks' own (urt_task_result).
+ * A task given twice counts twice.  If return_when holds already, returns
+ * at once without suspending.
+ *
+ * Returns how many tasks are done (0 only on a timeout), or:
+ *   -EINVAL        tasks is NULL, n is 0 (asyncio.wait refuses an empty
+ *                  set too), or return_when is unknown.
+ *   URT_EBADTASK   a handle is not valid (nothing was waited for).
+ *   -EDEADLK       the caller is among the tasks, or a cycle of waiting.
+ *   URT_ECANCELED  the caller was cancelled (the tasks were not), or
+ *   URT_ETIMEDOUT  a timeout scope around the call cut it.
+ *   -ENOMEM, URT_ENOLOOP.
+ */
+URT_API int urt_wait(const urt_task *tasks, size_t n, int return_when, uint64_t timeout_ns,
+                     unsigned char *done);
+
+/* The state of an as_completed iteration.  Its fields are urt's. */
+typedef struct urt_as_completed {
+    const urt_task *_tasks;
+    size_t _n, _given_count;
+    unsigned char *_given;
+    uint64_t _deadline;
+} urt_as_completed;
+
+/*
+ * Starts iterating over tasks[0..n-1] in the order they finish
+ * (asyncio.as_completed), with an overall timeout (URT_NO_TIMEOUT: none)
+ * counted from now.  tasks must stay valid, and its handles unreleased,
+ * until urt_as_completed_end.  Returns 0, -EINVAL, -ENOMEM, URT_ENOLOOP.
+ *
+ *     urt_as_completed it;
+ *     urt_task t;
+ *     urt_as_completed_init(&it, tasks, n, 5 * URT_NS_PER_S);
+ *     while ((rc = urt_as_completed_next(&it, &t)) == 1)
+ *         handle(urt_task_result(t, &value), value);
+ *     urt_as_completed_end(&it);   // rc: 0 when all were given
+ */
+URT_API int urt_as_completed_init(urt_as_completed *it, const urt_task *tasks, size_t n,
+                                  uint64_t timeout_ns);
+
+/*
+ * Gives the next task to finish: waits if none has finished that was not
+ * given yet.  Tasks that finished while the caller was busy come in the
+ * order they finished.  Returns 1 and the task in *task; 0 when every task
+ * has been given; URT_ETIMEDOUT when the overall timeout passed first (the
+ * tasks left run on, and later calls give those that finish meanwhile, then
+ * URT_ETIMEDOUT again); URT_ECANCELED; URT_EBADTASK (a handle was released);
+ * -EINVAL; URT_ENOLOOP.
+ */
+URT_API int urt_as_completed_next(urt_as_completed *it, urt_task *task);
+
+/* Frees what urt_as_completed_init took.  NULL is ignored. */
+URT_API void urt_as_completed_end(urt_as_completed *it);
+
 /* ---- end section: wait ---- */
 
-/* ---- section: groups (core) ---- */
+/* ------------------------------------------------------------------------
+ * Task groups
+ *
+ * The structured way to run tasks (asyncio.TaskGroup), and the recommended
+ * one: every task spawned into a group is waited for when the group is
+ * exited, so none is forgotten, and one failure stops the rest.
+ *
+ *     urt_group g;
+ *     urt_group_enter(&g);
+ *     for (int i = 0; i < n; i++) urt_group_spawn(&g, NULL, fetch, &jobs[i]);
+ *     ... the owner's own work, which may wait ...
+ *     urt_group_error errs[8];
+ *     size_t nerrs;
+ *     int rc = urt_group_exit(&g, errs, 8, &nerrs);
+ *
+ * When a child fails (returns an error other than URT_ECANCELED), the group
+ * aborts: every other unfinished child is cancelled, and the owner's code
+ * between enter and exit is cut as by a cancellation: what it waits on
+ * returns URT_ECANCELED (once).  The exit then waits for every child and
+ * returns the first failure; every failure is listed, in the order they
+ * happened, with the child's place in spawn order.  Children that ended
+ * cancelled are not failures.
+ *
+ * A cancellation of the owner (urt_task_cancel, or the deadline of a
+ * timeout scope around the group) that reaches its code inside the group,
+ * or its wait in the exit, cancels the children too; the exit still waits
+ * for them all, and returns URT_ECANCELED (URT_ETIMEDOUT for a scope's
+ * deadline), unless a child failed: as in asyncio, failures win.
+ *
+ * The owner must exit its groups in LIFO order with its timeout scopes.  A
+ * task that returns without exiting its group has its children cancelled
+ * (they are not waited for).  Children run detached unless a handle is
+ * asked for; the handles given are the caller's to release.
+ * ---------------------------------------------------------------------- */
+
+typedef struct urt_group {
+    void *_node;
+    uint64_t _id;
+} urt_group;
+
+/* One child's failure. */
+typedef struct urt_group_error {
+    size_t index; /* the child's place in spawn order, from 0 */
+    int error;    /* what it returned */
+} urt_group_error;
+
+/* Enters a group owned by the calling task.  Returns 0, -EINVAL (g is
+ * NULL), -ENOMEM or URT_ENOLOOP. */
+URT_API int urt_group_enter(urt_group *g);
+
+/*
+ * Creates a task in the group (TaskGroup.create_task); it is scheduled like
+ * urt_task_create's.  Any task of the loop may spawn into an entered group,
+ * also while the owner waits in the exit.  task may be NULL.  Returns 0,
+ * -ESHUTDOWN (the group is aborting: nothing was created), -EINVAL (fn is
+ * NULL, g is not an entered group, or an option is out of range), -ENOMEM,
+ * URT_ENOLOOP.
+ */
+URT_API int urt_group_spawn(urt_group *g, urt_task *task, urt_fn fn, void *arg);
+URT_API int urt_group_spawn_opts(urt_group *g, urt_task *task, urt_fn fn, void *arg,
+                                 const urt_task_opts *opts);
+
+/*
+ * Waits for every child of the group, then leaves it (the end of
+ * `async with`).  errors[0..cap-1] gets the failures in the order they
+ * happened and *nerrors (if not NULL) how many there were, which may be
+ * more than cap.
+ *
+ * Returns 0 when no child failed and the owner was not cancelled; the first
+ * failure; URT_ECANCELED / URT_ETIMEDOUT (see above); or -EINVAL (g is not
+ * the calling task's innermost group or scope, or errors is NULL with cap
+ * > 0), URT_ENOLOOP.
+ */
+URT_API int urt_group_exit(urt_group *g, urt_group_error *errors, size_t cap, size_t *nerrors);
+
 /* ---- end section: groups ---- */
 
 /* ------------------------------------------------------------------------

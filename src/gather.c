@@ -25,6 +25,12 @@ void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w)
     struct urt__gather *g = w->gather;
     g->remaining--;
     if (g->woken) return;
+    if (g->flags & URT__SET_WAIT) {
+        if (g->remaining == 0 || g->return_when == URT_FIRST_COMPLETED ||
+            (g->return_when == URT_FIRST_EXCEPTION && urt__is_exception(w->result)))
+            wake(loop, g);
+        return;
+    }
     if (!(g->flags & URT_RETURN_EXCEPTIONS) && URT_IS_ERROR(w->result)) {
         g->first_error = (int)w->result;
         wake(loop, g);

@@ -143,18 +143,26 @@ enum urt__wait {
     URT__WAIT_PARKED, /* on a wait queue (waitq.c): waiting_on.parked */
     URT__WAIT_SHIELD, /* urt_shield: waiting_on.waiter, whose target a
                        * cancellation does not reach */
+    URT__WAIT_SET,    /* urt_wait, as_completed: waiting_on.gather; a
+                       * cancellation ends the wait, not the tasks */
+    URT__WAIT_GROUP,  /* urt_group_exit: waiting_on.group's children */
 };
 
 /* What a pending (or passed-on) cancellation of a task is: a request from
- * another task (urt_task_cancel, a group, the loop's end), or the deadline
- * of one of the task's timeout scopes.  A request wins over a deadline. */
+ * another task (urt_task_cancel, the loop's end), or the cut of one of the
+ * task's own scopes: a timeout scope's deadline, or a task group that a
+ * child's failure aborts.  A request wins over a cut. */
 enum urt__cancel_kind {
     URT__CANCEL_NONE,
     URT__CANCEL_REQUEST, /* delivered as URT_ECANCELED */
-    URT__CANCEL_TIMEOUT, /* delivered as URT_ETIMEDOUT, for cancel_scope */
+    URT__CANCEL_SCOPE,   /* cut by cancel_scope: URT_ETIMEDOUT for a timeout
+                          * scope, URT_ECANCELED for a group */
 };
 
-/* A timeout scope (timeout.c): urt_timeout's handle names one.  Nodes are
+struct urt__group;
+
+/* A timeout scope (timeout.c), or the scope of a task group in its owner
+ * (group.c, with group set): urt_timeout's handle names one.  Nodes are
  * the loop's, recycled, never freed before the loop ends, so a stale handle
  * reaches a node whose id no longer matches, never freed memory. */
 struct urt__scope {
@@ -166,8 +174,10 @@ struct urt__scope {
     struct urt__scope *outer; /* the task's enclosing scope; free-list link */
     size_t heap_at;           /* 1-based index in loop->deadlines, 0: not in it */
     unsigned depth;           /* 1 for a task's outermost scope */
+    struct urt__group *group; /* a group's scope: cut when it aborts */
     bool fired;               /* its deadline passed while it was entered */
     bool delivered;           /* ... and cut off a wait inside it */
+    bool cancelled;           /* a cancellation request reached code inside it */
 };
 
 struct urt__op;
@@ -194,6 +204,7 @@ struct urt__task {
         struct urt__gather *gather;
         struct urt__parked *parked;
         struct urt__waiter *waiter;
+        struct urt__group *group;
     } waiting_on;
     struct urt__scope *scopes;       /* innermost timeout scope entered */
     struct urt__scope *cancel_scope; /* whose deadline cancel_kind is */
@@ -227,18 +238,23 @@ struct urt__waiter {
     struct urt__task *target;     /* the task waited for */
     struct urt__task *task;       /* awaiting task (await) */
     struct urt__gather *gather;   /* or the gather it belongs to */
+    struct urt__group *group;     /* or the task group */
     size_t index;                 /* position in the gather */
     intptr_t result;              /* copied at completion: the awaited task
                                    * may be freed right after */
     bool linked, done;
 };
 
+/* A gather, or (URT__SET_WAIT in flags) a urt_wait: which wakes the
+ * waiting task when its condition holds (wait.c). */
+#define URT__SET_WAIT 0x100u
 struct urt__gather {
     struct urt__task *task;
     struct urt__waiter *nodes;
     size_t n;
     size_t remaining;
     unsigned flags;
+    int return_when; /* urt_wait's URT_*_COMPLETED / URT_FIRST_EXCEPTION */
     int first_error;
     bool cancel_requested;
     bool woken;
@@ -246,9 +262,9 @@ struct urt__gather {
 
 urt_task urt__task_handle(struct urt_loop *loop, struct urt__task *t);
 void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t);
-/* Cancels t for the deadline of scope s (timeout.c): the same walk as a
- * request, but t itself will see URT_ETIMEDOUT. */
-void urt__task_timeout(struct urt_loop *loop, struct urt__task *t, struct urt__scope *s);
+/* Cuts t for its scope s (a deadline, a group's abort): the same walk as a
+ * request, but t itself will see the scope's code. */
+void urt__task_cut(struct urt_loop *loop, struct urt__task *t, struct urt__scope *s);
 /* Takes the task's pending cancellation: the code its suspension point
  * returns (URT_ECANCELED, or URT_ETIMEDOUT for a scope's deadline, which
  * the scope then reports at its exit). */
@@ -256,17 +272,26 @@ static inline int urt__cancel_take(struct urt__task *self)
 {
     self->cancel_pending = false;
     int code = URT_ECANCELED;
-    if (self->cancel_kind == URT__CANCEL_TIMEOUT) {
-        code = URT_ETIMEDOUT;
+    if (self->cancel_kind == URT__CANCEL_SCOPE) {
+        if (!self->cancel_scope->group) code = URT_ETIMEDOUT;
         self->cancel_scope->delivered = true;
+    } else if (self->scopes) {
+        self->scopes->cancelled = true; /* for a group's exit */
     }
     self->cancel_kind = URT__CANCEL_NONE;
     self->cancel_scope = NULL;
     return code;
 }
 /* The code a wait that passed its cancellation on (await, gather) returns
- * when what it waited for ended with URT_ECANCELED, and forgets the kind. */
+ * when what it waited for ended with URT_ECANCELED (URT_ETIMEDOUT for a
+ * timeout scope's cut), and forgets the kind. */
 int urt__cancel_passed(struct urt__task *self, int result);
+/* Scopes (timeout.c): entered by the current task, with an absolute
+ * deadline (UINT64_MAX: none), and left, dropping a cut still pending. */
+struct urt__scope *urt__scope_enter(struct urt_loop *loop, uint64_t deadline, int *err);
+void urt__scope_leave(struct urt_loop *loop, struct urt__scope *s);
+void urt__scope_free(struct urt_loop *loop, struct urt__scope *s);
+void urt__scope_drop_cut(struct urt__task *t, struct urt__scope *s);
 /* Timeout scopes at the task's end, and the loop's deadlines (timeout.c). */
 void urt__scopes_release(struct urt_loop *loop, struct urt__task *t);
 void urt__deadlines_fire(struct urt_loop *loop);
@@ -276,6 +301,18 @@ void urt__waiter_unlink(struct urt__task *target, struct urt__waiter *w);
 bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
                          struct urt__task *target);
 void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w);
+/* Task groups (group.c): a child ended; the owner waiting in the exit is
+ * cancelled (its children are); the owner ended inside its group. */
+void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w);
+void urt__group_cancel(struct urt_loop *loop, struct urt__group *g);
+void urt__group_abandon(struct urt_loop *loop, struct urt__group *g);
+int urt__group_push_children(struct urt_loop *loop, struct urt__group *g, size_t *len);
+/* Whether a finished task's result makes urt_wait's FIRST_EXCEPTION hold:
+ * an error other than a cancellation, as asyncio counts exceptions. */
+static inline bool urt__is_exception(intptr_t result)
+{
+    return URT_IS_ERROR(result) && result != URT_ECANCELED;
+}
 /* Pushes the gather's unfinished children on loop->search (cycle search,
  * cancellation). */
 int urt__gather_push_children(struct urt_loop *loop, struct urt__gather *g, size_t *len);

@@ -224,6 +224,8 @@ void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t resul
         w->done = true;
         if (w->gather)
             urt__gather_child_done(loop, w);
+        else if (w->group)
+            urt__group_child_done(loop, w); /* may free w */
         else
             urt__make_ready(loop, w->task);
     }
@@ -280,7 +282,8 @@ static int push_awaited(struct urt_loop *loop, size_t *len, struct urt__task *t)
     if (t->wait == URT__WAIT_TASK) return urt__search_push(loop, len, t->waiting_on.task);
     if (t->wait == URT__WAIT_SHIELD)
         return urt__search_push(loop, len, t->waiting_on.waiter->target);
-    if (t->wait != URT__WAIT_GATHER) return 0;
+    if (t->wait == URT__WAIT_GROUP) return urt__group_push_children(loop, t->waiting_on.group, len);
+    if (t->wait != URT__WAIT_GATHER && t->wait != URT__WAIT_SET) return 0;
     return urt__gather_push_children(loop, t->waiting_on.gather, len);
 }
 
@@ -345,6 +348,17 @@ static void cancel_walk(struct urt_loop *loop, struct urt__task *first, unsigned
             t->cancel_pending = true;
             urt__park_cancel(loop, t->waiting_on.parked);
             break;
+        case URT__WAIT_GROUP:
+            /* As asyncio's TaskGroup: the children are cancelled, and the
+             * exit goes on waiting for them. */
+            urt__group_cancel(loop, t->waiting_on.group);
+            break;
+        case URT__WAIT_SET:
+            /* asyncio.wait's tasks are not the waiter's to cancel. */
+            t->cancel_pending = true;
+            t->waiting_on.gather->woken = true;
+            urt__make_ready(loop, t);
+            break;
         case URT__WAIT_SHIELD: {
             /* The shielded task is not told: only the wait ends. */
             struct urt__waiter *w = t->waiting_on.waiter;
@@ -373,16 +387,16 @@ void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t)
     cancel_walk(loop, t, URT__CANCEL_REQUEST, NULL);
 }
 
-void urt__task_timeout(struct urt_loop *loop, struct urt__task *t, struct urt__scope *s)
+void urt__task_cut(struct urt_loop *loop, struct urt__task *t, struct urt__scope *s)
 {
     s->fired = true;
     if (t->state == URT__DONE || t->cancel_kind == URT__CANCEL_REQUEST) return;
-    if (t->cancel_kind == URT__CANCEL_TIMEOUT) {
+    if (t->cancel_kind == URT__CANCEL_SCOPE) {
         /* One cut at a time: the outer scope's cuts off more. */
         if (s->depth < t->cancel_scope->depth) t->cancel_scope = s;
         return;
     }
-    cancel_walk(loop, t, URT__CANCEL_TIMEOUT, s);
+    cancel_walk(loop, t, URT__CANCEL_SCOPE, s);
 }
 
 int urt__cancel_passed(struct urt__task *self, int result)
@@ -391,9 +405,10 @@ int urt__cancel_passed(struct urt__task *self, int result)
     struct urt__scope *s = self->cancel_scope;
     self->cancel_kind = URT__CANCEL_NONE;
     self->cancel_scope = NULL;
-    if (kind != URT__CANCEL_TIMEOUT) return result;
+    if (kind == URT__CANCEL_REQUEST && self->scopes) self->scopes->cancelled = true;
+    if (kind != URT__CANCEL_SCOPE) return result;
     s->delivered = true;
-    return result == URT_ECANCELED ? URT_ETIMEDOUT : result;
+    return result == URT_ECANCELED && !s->group ? URT_ETIMEDOUT : result;
 }
 
 /* await and shield: waits for t as waiter w.  A cancellation reaches t

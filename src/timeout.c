@@ -104,7 +104,7 @@ void urt__deadlines_fire(struct urt_loop *loop)
     while (loop->deadlines_len && loop->deadlines[0]->deadline <= now) {
         struct urt__scope *s = loop->deadlines[0];
         heap_remove(loop, s);
-        urt__task_timeout(loop, s->task, s);
+        urt__task_cut(loop, s->task, s);
     }
 }
 
@@ -113,7 +113,7 @@ void urt__deadlines_fire(struct urt_loop *loop)
 static struct urt__scope *scope_of(struct urt_loop *loop, const urt_timeout *h)
 {
     struct urt__scope *s = h->_node;
-    if (!s || !h->_id || s->id != h->_id || s->loop != loop) return NULL;
+    if (!s || !h->_id || s->id != h->_id || s->loop != loop || s->group) return NULL;
     return s;
 }
 
@@ -124,7 +124,7 @@ static int set_deadline(struct urt_loop *loop, struct urt__scope *s, uint64_t de
     return deadline == NO_DEADLINE ? 0 : heap_push(loop, s);
 }
 
-static void scope_free(struct urt_loop *loop, struct urt__scope *s)
+void urt__scope_free(struct urt_loop *loop, struct urt__scope *s)
 {
     heap_remove(loop, s);
     s->id = 0;
@@ -133,26 +133,22 @@ static void scope_free(struct urt_loop *loop, struct urt__scope *s)
     loop->scope_free = s;
 }
 
-/* A pending cut of s that no suspension point took: it goes with s. */
-static void drop_pending_cut(struct urt__task *t, struct urt__scope *s)
+void urt__scope_drop_cut(struct urt__task *t, struct urt__scope *s)
 {
-    if (t->cancel_kind != URT__CANCEL_TIMEOUT || t->cancel_scope != s) return;
+    if (t->cancel_kind != URT__CANCEL_SCOPE || t->cancel_scope != s) return;
     t->cancel_pending = false;
     t->cancel_kind = URT__CANCEL_NONE;
     t->cancel_scope = NULL;
 }
 
-int urt_timeout_enter_at(urt_timeout *h, uint64_t deadline)
+struct urt__scope *urt__scope_enter(struct urt_loop *loop, uint64_t deadline, int *err)
 {
-    struct urt_loop *loop = urt__running();
-    if (!loop) return URT_ENOLOOP;
-    if (!h) return -EINVAL;
     struct urt__task *self = loop->current;
     struct urt__scope *s = loop->scope_free;
     if (s)
         loop->scope_free = s->outer;
     else if (!(s = malloc(sizeof *s)))
-        return -ENOMEM;
+        return *err = -ENOMEM, NULL;
     *s = (struct urt__scope){
         .id = ++loop->scope_seq,
         .seq = loop->scope_seq,
@@ -162,12 +158,32 @@ int urt_timeout_enter_at(urt_timeout *h, uint64_t deadline)
         .outer = self->scopes,
         .depth = self->scopes ? self->scopes->depth + 1 : 1,
     };
-    int err = set_deadline(loop, s, deadline);
-    if (err) {
-        scope_free(loop, s);
-        return err;
+    if ((*err = set_deadline(loop, s, deadline))) {
+        urt__scope_free(loop, s);
+        return NULL;
     }
     self->scopes = s;
+    return s;
+}
+
+void urt__scope_leave(struct urt_loop *loop, struct urt__scope *s)
+{
+    struct urt__task *self = s->task;
+    self->scopes = s->outer;
+    /* A cancellation seen inside was seen inside the enclosing scope too. */
+    if (s->cancelled && s->outer) s->outer->cancelled = true;
+    urt__scope_drop_cut(self, s);
+    urt__scope_free(loop, s);
+}
+
+int urt_timeout_enter_at(urt_timeout *h, uint64_t deadline)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    if (!h) return -EINVAL;
+    int err;
+    struct urt__scope *s = urt__scope_enter(loop, deadline, &err);
+    if (!s) return err;
     *h = (urt_timeout){._node = s, ._id = s->id};
     return 0;
 }
@@ -185,13 +201,11 @@ int urt_timeout_exit(urt_timeout *h)
     if (!h) return -EINVAL;
     struct urt__scope *s = scope_of(loop, h);
     struct urt__task *self = loop->current;
-    if (!s || s->task != self || self->scopes != s) return -EINVAL;
-    self->scopes = s->outer;
-    drop_pending_cut(self, s);
+    if (!s || s->group || s->task != self || self->scopes != s) return -EINVAL;
     int rc = s->delivered ? URT_ETIMEDOUT : 0;
     h->_id = 0;
     h->_flags = s->fired ? FLAG_FIRED : 0;
-    scope_free(loop, s);
+    urt__scope_leave(loop, s);
     return rc;
 }
 
@@ -228,7 +242,8 @@ void urt__scopes_release(struct urt_loop *loop, struct urt__task *t)
     while (t->scopes) {
         struct urt__scope *s = t->scopes;
         t->scopes = s->outer;
-        scope_free(loop, s);
+        if (s->group) urt__group_abandon(loop, s->group);
+        urt__scope_free(loop, s);
     }
     t->cancel_kind = URT__CANCEL_NONE;
     t->cancel_scope = NULL;

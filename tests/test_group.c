@@ -1,0 +1,385 @@
+/*
+ * Task groups (asyncio.TaskGroup): the exit waits for every child; the
+ * first failure cancels the other children and cuts the owner's code; every
+ * failure is reported in order; cancellations of the owner, timeouts around
+ * the group, children spawning siblings, nesting, and misuse.
+ *
+ * Checks inside tasks use EXPECT* (harness.h); see test_gather.c for why.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "harness.h"
+
+#define MS URT_NS_PER_MS
+
+static void run_main(urt_fn fn, void *arg)
+{
+    trace_reset();
+    task_failure[0] = 0;
+    intptr_t value = -1;
+    assert_int_equal(run_checked(fn, arg, &value), 0);
+    assert_int_equal(value, 0);
+    assert_no_task_failure();
+}
+
+/* A child: sleeps, then returns result; if the sleep is cut it returns
+ * on_cancel (0: the cancellation itself). */
+struct job {
+    const char *name;
+    unsigned ms;
+    intptr_t result;
+    intptr_t on_cancel;
+};
+
+#define JOB(name_, ms_, result_) {.name = (name_), .ms = (ms_), .result = (result_)}
+
+static intptr_t job_fn(void *arg)
+{
+    struct job *j = arg;
+    int rc = urt_sleep_ms(spaced_ms(j->ms));
+    intptr_t ret = rc ? (j->on_cancel ? j->on_cancel : rc) : j->result;
+    trace("%s end %ld", j->name, (long)ret);
+    return ret;
+}
+
+static void trace_exit(int rc, const urt_group_error *e, size_t n)
+{
+    char buf[128];
+    int len = snprintf(buf, sizeof buf, "exit %d:", rc);
+    for (size_t i = 0; i < n && len < (int)sizeof buf; i++)
+        len += snprintf(buf + len, sizeof buf - (size_t)len, " %zu=%d", e[i].index, e[i].error);
+    trace("%s", buf);
+}
+
+/* ---- success ---- */
+
+static intptr_t main_all_succeed(void *arg)
+{
+    (void)arg;
+    struct job jobs[3] = {JOB("a", 20, 1), JOB("b", 5, 2), JOB("c", 10, 3)};
+    urt_group g;
+    urt_task b;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[0]), 0);
+    EXPECT_EQ(urt_group_spawn(&g, &b, job_fn, &jobs[1]), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[2]), 0);
+    trace("body slept %d", urt_sleep_ms(spaced_ms(1)));
+    size_t n = 99;
+    urt_group_error e[4];
+    int rc = urt_group_exit(&g, e, 4, &n);
+    trace_exit(rc, e, n);
+    EXPECT_EQ(n, 0);
+    intptr_t v = 0;
+    EXPECT_EQ(urt_task_result(b, &v), 0); /* a handle asked for stays ours */
+    EXPECT_EQ(v, 2);
+    EXPECT_EQ(urt_task_release(b), 0);
+    return 0;
+}
+
+/* TaskGroup: the exit returns once every child has ended. */
+static void test_group_exit_waits_for_every_child(void **state)
+{
+    (void)state;
+    run_main(main_all_succeed, NULL);
+    assert_trace("body slept 0", "b end 2", "c end 3", "a end 1", "exit 0:");
+}
+
+/* ---- failure ---- */
+
+static intptr_t main_first_failure(void *arg)
+{
+    (void)arg;
+    struct job jobs[3] = {JOB("a", 10000, 1), JOB("b", 10, -EIO), JOB("c", 10000, 3)};
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    for (int i = 0; i < 3; i++) EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[i]), 0);
+    uint64_t t0 = urt_now();
+    trace("body slept %d", urt_sleep_s(10));
+    /* Cut once: the owner may wait again inside the group. */
+    trace("body slept %d", urt_sleep_ms(1));
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[0]), -ESHUTDOWN);
+    urt_group_error e[4];
+    size_t n = 0;
+    int rc = urt_group_exit(&g, e, 4, &n);
+    trace_exit(rc, e, n);
+    EXPECT_EQ(n, 1);
+    EXPECT(urt_now() - t0 < 5 * URT_NS_PER_S);
+    return 0;
+}
+
+/* TaskGroup: the first failure cancels the other children (in spawn order)
+ * and the body; the exit returns it.  The siblings' cancellations are not
+ * failures. */
+static void test_group_first_failure_cancels_children_and_body(void **state)
+{
+    (void)state;
+    run_main(main_first_failure, NULL);
+    assert_trace("b end -5", "a end -4001", "c end -4001", "body slept -4001", "body slept 0",
+                 "exit -5: 1=-5");
+}
+
+static intptr_t main_every_failure(void *arg)
+{
+    (void)arg;
+    struct job jobs[4] = {JOB("a", 10000, 1), JOB("b", 10, -EIO), JOB("c", 10000, 3),
+                          JOB("d", 10000, 4)};
+    jobs[0].on_cancel = -EPIPE;  /* fails while handling the cancellation */
+    jobs[3].on_cancel = -ENOENT;
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    for (int i = 0; i < 4; i++) EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[i]), 0);
+    urt_group_error e[2];
+    size_t n = 0;
+    int rc = urt_group_exit(&g, e, 2, &n);
+    trace_exit(rc, e, 2);
+    EXPECT_EQ(n, 3); /* more than fit */
+    return 0;
+}
+
+/* The issue: every child error is reported, in the order they happened,
+ * not just the first; the count says how many did not fit. */
+static void test_group_reports_every_failure_in_order(void **state)
+{
+    (void)state;
+    run_main(main_every_failure, NULL);
+    assert_trace("b end -5", "a end -32", "c end -4001", "d end -2", "exit -5: 1=-5 0=-32");
+}
+
+static intptr_t cancel_after(void *arg)
+{
+    urt_task *t = arg;
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(5)), 0);
+    trace("cancel child");
+    EXPECT_EQ(urt_task_cancel(*t), 1);
+    return 0;
+}
+
+static intptr_t main_cancelled_child(void *arg)
+{
+    (void)arg;
+    struct job jobs[2] = {JOB("a", 10000, 1), JOB("b", 20, 2)};
+    urt_group g;
+    urt_task a;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, &a, job_fn, &jobs[0]), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[1]), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, cancel_after, &a), 0);
+    trace_exit(urt_group_exit(&g, NULL, 0, NULL), NULL, 0);
+    EXPECT_EQ(urt_task_release(a), 0);
+    return 0;
+}
+
+/* A child cancelled by someone else is no failure: b runs to its end. */
+static void test_group_cancelled_child_is_no_failure(void **state)
+{
+    (void)state;
+    run_main(main_cancelled_child, NULL);
+    assert_trace("cancel child", "a end -4001", "b end 2", "exit 0:");
+}
+
+/* ---- cancelling the owner ---- */
+
+struct owner {
+    bool wait_in_body;
+    int rc;
+};
+
+static intptr_t owner_fn(void *arg)
+{
+    struct owner *o = arg;
+    static struct job jobs[2] = {JOB("a", 10000, 1), JOB("b", 10000, 2)};
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[i]), 0);
+    if (o->wait_in_body) trace("body slept %d", urt_sleep_s(10));
+    o->rc = urt_group_exit(&g, NULL, 0, NULL);
+    trace("exit %d", o->rc);
+    return o->rc;
+}
+
+static intptr_t main_cancel_owner(void *arg)
+{
+    (void)arg;
+    for (int in_body = 1; in_body >= 0; in_body--) {
+        struct owner o = {.wait_in_body = in_body};
+        urt_task t;
+        EXPECT_EQ(urt_task_create(&t, owner_fn, &o), 0);
+        EXPECT_EQ(urt_sleep_ms(spaced_ms(5)), 0);
+        trace("cancel owner");
+        EXPECT_EQ(urt_task_cancel(t), 1);
+        EXPECT_EQ(urt_task_await(t, NULL), URT_ECANCELED);
+        EXPECT_EQ(urt_task_release(t), 0);
+    }
+    return 0;
+}
+
+/* TaskGroup: the owner cancelled, in its body or waiting in the exit: the
+ * children are cancelled, the exit waits for them and reports the
+ * cancellation. */
+static void test_group_cancelled_owner_cancels_children(void **state)
+{
+    (void)state;
+    run_main(main_cancel_owner, NULL);
+    assert_trace("cancel owner", "body slept -4001", "a end -4001", "b end -4001", "exit -4001",
+                 "cancel owner", "a end -4001", "b end -4001", "exit -4001");
+}
+
+static intptr_t main_timeout_around(void *arg)
+{
+    (void)arg;
+    struct job jobs[2] = {JOB("a", 10000, 1), JOB("b", 10000, 2)};
+    urt_timeout t;
+    urt_group g;
+    EXPECT_EQ(urt_timeout_enter(&t, spaced_ms(10) * MS), 0);
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[i]), 0);
+    EXPECT_EQ(urt_timeout_exit(&t), -EINVAL); /* the group is innermost */
+    trace("group exit %d", urt_group_exit(&g, NULL, 0, NULL));
+    trace("scope exit %d", urt_timeout_exit(&t));
+    return 0;
+}
+
+/* A timeout scope around a group: its deadline cancels the children, and
+ * the exits report the timeout. */
+static void test_group_inside_a_timeout_scope(void **state)
+{
+    (void)state;
+    run_main(main_timeout_around, NULL);
+    assert_trace("a end -4001", "b end -4001", "group exit -4002", "scope exit -4002");
+}
+
+/* ---- children spawning, nesting ---- */
+
+static urt_group *shared_group;
+
+static intptr_t spawns_sibling(void *arg)
+{
+    static struct job late = JOB("late", 10, 9);
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(5)), 0); /* the owner is in the exit by now */
+    EXPECT_EQ(urt_group_spawn(shared_group, NULL, job_fn, &late), 0);
+    trace("%s spawned", (const char *)arg);
+    return 0;
+}
+
+static intptr_t inner_group(void *arg)
+{
+    (void)arg;
+    static struct job jobs[2] = {JOB("x", 5, 1), JOB("y", 10, -EIO)};
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[i]), 0);
+    int rc = urt_group_exit(&g, NULL, 0, NULL);
+    trace("inner exit %d", rc);
+    return rc;
+}
+
+static intptr_t main_spawning(void *arg)
+{
+    (void)arg;
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    shared_group = &g;
+    EXPECT_EQ(urt_group_spawn(&g, NULL, spawns_sibling, "s"), 0);
+    trace_exit(urt_group_exit(&g, NULL, 0, NULL), NULL, 0);
+
+    /* A child that runs a group of its own and fails with its failure. */
+    struct job slow = JOB("slow", 10000, 1);
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, inner_group, NULL), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &slow), 0);
+    urt_group_error e[2];
+    size_t n = 0;
+    int rc = urt_group_exit(&g, e, 2, &n);
+    trace_exit(rc, e, n);
+    return 0;
+}
+
+/* Children may spawn into their group while the owner waits in the exit
+ * (asyncio allows it), and groups nest: an inner group's failure fails
+ * its owner, a child of the outer group, which aborts the outer one. */
+static void test_group_children_spawn_and_groups_nest(void **state)
+{
+    (void)state;
+    run_main(main_spawning, NULL);
+    assert_trace("s spawned", "late end 9", "exit 0:",
+                 "x end 1", "y end -5", "inner exit -5", "slow end -4001", "exit -5: 0=-5");
+}
+
+/* ---- misuse ---- */
+
+static intptr_t exit_from_other(void *arg)
+{
+    EXPECT_EQ(urt_group_exit(arg, NULL, 0, NULL), -EINVAL);
+    return 0;
+}
+
+static intptr_t leaves_group_open(void *arg)
+{
+    static struct job forever = JOB("orphan", 10000, 1);
+    (void)arg;
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &forever), 0);
+    EXPECT_EQ(urt_yield(), 0); /* the child starts its sleep */
+    return 0;                  /* without the exit */
+}
+
+static intptr_t main_misuse(void *arg)
+{
+    (void)arg;
+    urt_group g, never = {0};
+    urt_group_error e[1];
+    EXPECT_EQ(urt_group_enter(NULL), -EINVAL);
+    EXPECT_EQ(urt_group_exit(&never, NULL, 0, NULL), -EINVAL);
+    EXPECT_EQ(urt_group_spawn(&never, NULL, job_fn, NULL), -EINVAL);
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, NULL, NULL), -EINVAL);
+    EXPECT_EQ(urt_group_exit(&g, NULL, 1, NULL), -EINVAL);
+    urt_timeout t;
+    EXPECT_EQ(urt_timeout_enter(&t, URT_NO_TIMEOUT), 0);
+    EXPECT_EQ(urt_group_exit(&g, e, 1, NULL), -EINVAL); /* not innermost */
+    EXPECT_EQ(urt_timeout_exit(&t), 0);
+    urt_task other;
+    EXPECT_EQ(urt_task_create(&other, exit_from_other, &g), 0);
+    EXPECT_EQ(urt_task_await(other, NULL), 0);
+    EXPECT_EQ(urt_task_release(other), 0);
+    EXPECT_EQ(urt_group_exit(&g, e, 1, NULL), 0);
+    EXPECT_EQ(urt_group_exit(&g, e, 1, NULL), -EINVAL); /* twice */
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, NULL), -EINVAL); /* exited */
+
+    /* A task that returns inside its group: the children are cancelled. */
+    urt_task t2;
+    EXPECT_EQ(urt_task_create(&t2, leaves_group_open, NULL), 0);
+    EXPECT_EQ(urt_task_await(t2, NULL), 0);
+    EXPECT_EQ(urt_task_release(t2), 0);
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(5)), 0);
+    trace("main done");
+    return 0;
+}
+
+static void test_group_rejects_misuse(void **state)
+{
+    (void)state;
+    run_main(main_misuse, NULL);
+    assert_trace("orphan end -4001", "main done");
+    urt_group g = {0};
+    assert_int_equal(urt_group_enter(&g), URT_ENOLOOP);
+    assert_int_equal(urt_group_spawn(&g, NULL, job_fn, NULL), URT_ENOLOOP);
+    assert_int_equal(urt_group_exit(&g, NULL, 0, NULL), URT_ENOLOOP);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_group_exit_waits_for_every_child),
+        cmocka_unit_test(test_group_first_failure_cancels_children_and_body),
+        cmocka_unit_test(test_group_reports_every_failure_in_order),
+        cmocka_unit_test(test_group_cancelled_child_is_no_failure),
+        cmocka_unit_test(test_group_cancelled_owner_cancels_children),
+        cmocka_unit_test(test_group_inside_a_timeout_scope),
+        cmocka_unit_test(test_group_children_spawn_and_groups_nest),
+        cmocka_unit_test(test_group_rejects_misuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
