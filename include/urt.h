@@ -815,15 +815,540 @@ typedef struct urt_waitlist {
 } urt_waitlist;
 
 /* ---- section: sync ---- */
+/* ------------------------------------------------------------------------
+ * Synchronisation: Event, Lock, Semaphore, BoundedSemaphore, Condition
+ *
+ * asyncio's primitives (asyncio.Event, Lock, Semaphore, BoundedSemaphore,
+ * Condition), for the tasks of one loop.  Each lives in memory the program
+ * provides, is set up by its *_init call (which may run outside a loop, on
+ * a static object before urt_run) and needs no destroy call; it must not be
+ * moved or copied while in use, since waiting tasks are linked to it.  A
+ * primitive may serve one loop after another, but never two at once:
+ * neither is thread-safe, and a call that would make a task of another loop
+ * ready, or queue behind one, is refused with -EXDEV.
+ *
+ * Waiting costs no SQE and no system call, and so does every call that does
+ * not wait; only a *_timeout call that has to wait costs one
+ * IORING_OP_TIMEOUT.  Timeouts are relative, in nanoseconds: URT_NO_TIMEOUT
+ * waits as long as it takes, 0 does not wait (URT_ETIMEDOUT at once unless
+ * the call can complete without waiting).
+ *
+ * Fairness.  Waiters are served in the order they began to wait.  A Lock's
+ * release or a Semaphore's release with tasks waiting hands the lock or the
+ * permit straight to the first of them, so that no task calling acquire
+ * meanwhile can take it first.
+ *
+ * Cancellation.  A call that can complete at once (acquiring a free lock,
+ * waiting on a set event) returns without suspending and leaves a pending
+ * cancellation for the next suspension point, as urt_task_await of a
+ * finished task does.  A task cancelled while it waits gets URT_ECANCELED
+ * (URT_ETIMEDOUT for a timeout scope's deadline) and takes nothing with it:
+ * what a release, set or notify hands out goes to a task still waiting.  A
+ * task that was handed the lock, the permit or the event in the same
+ * instant as it was cancelled, before it resumed, returns 0: it owns what it
+ * was given, and the cancellation comes at its next suspension point.
+ * Condition waits differ (see urt_cond_wait).
+ * ---------------------------------------------------------------------- */
+
+/* An asyncio.Event: a flag tasks can wait for. */
+typedef struct urt_event {
+    urt_waitlist _waiters;
+    void *_loop; /* of the waiting tasks, while there are any */
+    int _set;
+} urt_event;
+
+/*
+ * Initialises e, cleared (asyncio.Event()).  Returns 0, or -EINVAL if e is
+ * NULL.  Needs no loop.
+ */
+URT_API int urt_event_init(urt_event *e);
+
+/*
+ * Sets the flag and wakes every task waiting on it, in the order they
+ * began to wait (Event.set); they run when the caller next suspends.  Tasks
+ * woken return 0 even if the event is cleared before they run.  Setting a
+ * set event does nothing.
+ * Returns 0, or -EINVAL (e is NULL), URT_ENOLOOP, -EXDEV.
+ */
+URT_API int urt_event_set(urt_event *e);
+
+/* Clears the flag (Event.clear).  Returns 0, or -EINVAL, URT_ENOLOOP. */
+URT_API int urt_event_clear(urt_event *e);
+
+/* 1 if the flag is set, 0 if not (Event.is_set), -EINVAL if e is NULL.
+ * Needs no loop. */
+URT_API int urt_event_is_set(const urt_event *e);
+
+/*
+ * Waits until the flag is set (Event.wait).  If it is already set, returns
+ * 0 at once without suspending.
+ * Returns 0, or URT_ECANCELED, URT_ETIMEDOUT (the timeout passed, or a
+ * timeout scope's deadline), -EINVAL, URT_ENOLOOP, -EXDEV.
+ */
+URT_API int urt_event_wait(urt_event *e);
+URT_API int urt_event_wait_timeout(urt_event *e, uint64_t timeout_ns);
+
+/* An asyncio.Lock: a mutual-exclusion lock, FIFO among its waiters. */
+typedef struct urt_lock {
+    urt_waitlist _waiters;
+    void *_loop; /* of the waiting tasks, while there are any */
+    int _locked; /* waiters only while locked: release hands the lock on */
+} urt_lock;
+
+/* Initialises l, unlocked (asyncio.Lock()).  Returns 0, or -EINVAL.
+ * Needs no loop. */
+URT_API int urt_lock_init(urt_lock *l);
+
+/*
+ * Acquires the lock, waiting until it is free (Lock.acquire).  A free lock
+ * is taken at once, without suspending.  Waiters get the lock in the order
+ * they asked.
+ * Returns 0 (the caller holds the lock), or, without holding it:
+ * URT_ECANCELED, URT_ETIMEDOUT, -EINVAL, URT_ENOLOOP, -EXDEV.
+ */
+URT_API int urt_lock_acquire(urt_lock *l);
+URT_API int urt_lock_acquire_timeout(urt_lock *l, uint64_t timeout_ns);
+
+/* Acquires the lock if it is free, never waiting.  Returns 0, -EBUSY if
+ * it is held, or -EINVAL, URT_ENOLOOP. */
+URT_API int urt_lock_try_acquire(urt_lock *l);
+
+/*
+ * Releases the lock (Lock.release): hands it to the first waiter, if any,
+ * which runs when the caller next suspends; else unlocks it.  As in
+ * asyncio, a lock has no owner: any task may release it.
+ * Returns 0, or -EPERM (the lock is not held; asyncio's RuntimeError),
+ * -EINVAL, URT_ENOLOOP, -EXDEV.
+ */
+URT_API int urt_lock_release(urt_lock *l);
+
+/* 1 if the lock is held, 0 if not (Lock.locked), -EINVAL.  Needs no loop. */
+URT_API int urt_lock_locked(const urt_lock *l);
+
+/* An asyncio.Semaphore or BoundedSemaphore: a count of permits. */
+typedef struct urt_sem {
+    urt_waitlist _waiters;
+    void *_loop; /* of the waiting tasks, while there are any */
+    int _value;  /* free permits; waiters only while it is 0 */
+    int _bound;  /* BoundedSemaphore's initial value, or -1 */
+} urt_sem;
+
+/*
+ * Initialises s with value permits: urt_sem_init as asyncio.Semaphore(value),
+ * urt_sem_init_bounded as asyncio.BoundedSemaphore(value), whose release
+ * refuses to raise the count above value.  Returns 0, or -EINVAL (s is
+ * NULL or value is negative; asyncio's ValueError).  Needs no loop.
+ */
+URT_API int urt_sem_init(urt_sem *s, int value);
+URT_API int urt_sem_init_bounded(urt_sem *s, int value);
+
+/*
+ * Takes a permit, waiting until one is free (Semaphore.acquire).  Waiters
+ * are served in the order they asked; a free permit is taken at once,
+ * without suspending.
+ * Returns 0 (the caller has the permit), or, without it: URT_ECANCELED,
+ * URT_ETIMEDOUT, -EINVAL, URT_ENOLOOP, -EXDEV.
+ */
+URT_API int urt_sem_acquire(urt_sem *s);
+URT_API int urt_sem_acquire_timeout(urt_sem *s, uint64_t timeout_ns);
+
+/* Takes a permit if one is free, never waiting.  Returns 0, -EBUSY if
+ * none is, or -EINVAL, URT_ENOLOOP. */
+URT_API int urt_sem_try_acquire(urt_sem *s);
+
+/*
+ * Gives a permit back (Semaphore.release): to the first waiter, if any,
+ * which runs when the caller next suspends; else to the count.
+ * Returns 0, or -EOVERFLOW (a BoundedSemaphore would go above its initial
+ * value, asyncio's ValueError; or the count would pass INT_MAX), -EINVAL,
+ * URT_ENOLOOP, -EXDEV.
+ */
+URT_API int urt_sem_release(urt_sem *s);
+
+/* 1 if acquiring would wait (no permit is free; Semaphore.locked), 0 if
+ * not, -EINVAL.  Needs no loop. */
+URT_API int urt_sem_locked(const urt_sem *s);
+
+/* The number of free permits (0 while tasks wait), or -EINVAL.  Needs no
+ * loop. */
+URT_API int urt_sem_value(const urt_sem *s);
+
+/* An asyncio.Condition: tasks wait, holding a lock, to be notified. */
+typedef struct urt_cond {
+    urt_waitlist _waiters;
+    void *_loop;     /* of the waiting tasks, while there are any */
+    urt_lock *_lock; /* the lock given at init, or &_own */
+    urt_lock _own;
+} urt_cond;
+
+/*
+ * Initialises c over lock (asyncio.Condition(lock)); with lock NULL, c
+ * uses a lock of its own, kept in c (asyncio.Condition()).  A lock given
+ * must outlive c; several conditions may share one.  Returns 0, or
+ * -EINVAL.  Needs no loop.
+ */
+URT_API int urt_cond_init(urt_cond *c, urt_lock *lock);
+
+/* urt_lock_acquire, urt_lock_release and urt_lock_locked of c's lock
+ * (Condition.acquire, release, locked), with their return codes. */
+URT_API int urt_cond_acquire(urt_cond *c);
+URT_API int urt_cond_release(urt_cond *c);
+URT_API int urt_cond_locked(const urt_cond *c);
+
+/*
+ * Releases c's lock, waits until notified, and acquires the lock again
+ * (Condition.wait).  The caller must hold the lock.  Whatever happens, the
+ * lock is held again when wait returns (for a cancellation or a timeout
+ * too: wait keeps waiting for the lock through any cancellation, as asyncio
+ * does, then returns the code).
+ *
+ * A notified task that is cancelled (or whose timeout passes) before it
+ * has the lock back returns the cancellation's code, and passes the
+ * notification on to the next waiter, as CPython 3.13 does, so that none is
+ * lost.  A task that leaves without being notified takes none, so unlike
+ * CPython this never wakes another one spuriously.  With a timeout of 0,
+ * returns URT_ETIMEDOUT at once, never having released the lock.  As with
+ * any condition variable, check the state waited for after each wakeup (or
+ * use urt_cond_wait_for).
+ *
+ * Returns 0 (notified), or URT_ECANCELED, URT_ETIMEDOUT (the timeout, or a
+ * timeout scope's deadline), all with the lock held; or, when nothing was
+ * done: -EPERM (the lock is not held; asyncio's RuntimeError), -EINVAL,
+ * URT_ENOLOOP, -EXDEV.
+ */
+URT_API int urt_cond_wait(urt_cond *c);
+URT_API int urt_cond_wait_timeout(urt_cond *c, uint64_t timeout_ns);
+
+/* What urt_cond_wait_for checks, called with the lock held: 0 to go on
+ * waiting, > 0 when the state waited for has come, < 0 an error. */
+typedef int (*urt_pred_fn)(void *arg);
+
+/*
+ * Waits until pred(arg) is true (Condition.wait_for): checks it, and while
+ * it returns 0, waits for a notification and checks again.  The caller must
+ * hold the lock, and holds it whenever pred runs and when wait_for returns.
+ * The timeout, if any, covers the whole wait (0: pred is checked once);
+ * as in asyncio, pred is not checked again after a timeout or a
+ * cancellation.
+ * Returns pred's positive value, pred's error, or the codes of
+ * urt_cond_wait (also -EINVAL when pred is NULL).
+ */
+URT_API int urt_cond_wait_for(urt_cond *c, urt_pred_fn pred, void *arg);
+URT_API int urt_cond_wait_for_timeout(urt_cond *c, urt_pred_fn pred, void *arg,
+                                      uint64_t timeout_ns);
+
+/*
+ * Wakes up to n of the tasks waiting on c, the longest-waiting first
+ * (Condition.notify); urt_cond_notify_all wakes them all.  The caller must
+ * hold the lock; the tasks woken run once they get it back, in the order
+ * they were woken.
+ * Returns 0, or -EPERM (the lock is not held), -EINVAL, URT_ENOLOOP,
+ * -EXDEV.
+ */
+URT_API int urt_cond_notify(urt_cond *c, size_t n);
+URT_API int urt_cond_notify_all(urt_cond *c);
 /* ---- end section: sync ---- */
 
 /* ---- section: queue ---- */
+/* ------------------------------------------------------------------------
+ * Queues (asyncio.Queue, LifoQueue, PriorityQueue)
+ *
+ * A queue of void * items between the tasks of one loop.  urt never looks
+ * at an item: what it points to stays the program's, and so does freeing
+ * it.  A queue with a maxsize holds at most that many items: a put waits
+ * while it is full, a get waits while it is empty.
+ *
+ * Hand-off.  A task waiting in urt_queue_get is handed the item by the put
+ * that satisfies it, and a task waiting in urt_queue_put has its item moved
+ * in by the get that frees the slot.  Waiting getters, and waiting putters,
+ * are served in the order they began to wait, and a try_put or try_get
+ * cannot overtake them.  A waiter that is cancelled or times out takes
+ * nothing with it: the item goes to the next getter or stays in the queue,
+ * and a putter that gave up has put nothing.  (In asyncio a woken getter
+ * takes the item only when it next runs, so another task can take it
+ * first.)  Waiting costs no system call; only a timeout does, as one
+ * IORING_OP_TIMEOUT.
+ *
+ * Cancellation.  A task cancelled while it waits in get, put or join gets
+ * URT_ECANCELED; one whose timeout passes, URT_ETIMEDOUT.  If the item (or
+ * the slot) was handed to it in the same instant, the call succeeds and the
+ * cancellation comes at its next suspension point.  A call that needs no
+ * wait (get on a non-empty queue, put on a non-full one, join with nothing
+ * unfinished) does not suspend, and so does not see a pending cancellation.
+ *
+ * Shutdown (Python 3.13's Queue.shutdown).  Once shut down, a queue takes no
+ * more items: every put, waiting or not, returns -ESHUTDOWN.  Gets still
+ * return the items left and then -ESHUTDOWN; an immediate shutdown also
+ * drops the items left and counts them as done for join.
+ *
+ * Storage.  urt_queue_init allocates it: maxsize items for a bounded queue,
+ * so that a put on one never fails for want of memory; a small array,
+ * doubled as needed, for an unbounded one.  urt_queue_destroy frees it.
+ * ---------------------------------------------------------------------- */
+
+/* Queue kinds: the order in which items come out. */
+#define URT_QUEUE_FIFO     1 /* first put, first got (asyncio.Queue) */
+#define URT_QUEUE_LIFO     2 /* last put, first got (asyncio.LifoQueue) */
+#define URT_QUEUE_PRIORITY 3 /* lowest priority first, FIFO among equal
+                              * priorities (asyncio.PriorityQueue) */
+
+typedef struct urt_queue {
+    void *_buf;         /* ring (FIFO), stack (LIFO) or heap (priority) */
+    size_t _cap, _head, _len, _maxsize;
+    size_t _unfinished; /* items put and not yet task_done'd */
+    uint64_t _seq;      /* puts so far: FIFO order among equal priorities */
+    int _kind;          /* 0 before init and after destroy */
+    int _shutdown;
+    urt_waitlist _getters, _putters, _joiners;
+} urt_queue;
+
+/*
+ * Makes q an empty queue of the given kind that holds at most maxsize items
+ * (0: no limit, as asyncio's maxsize <= 0).  q lives in the caller's memory;
+ * pair with urt_queue_destroy.  Needs no running loop.
+ * Returns 0, or:
+ *   -EINVAL  q is NULL, or kind is not a URT_QUEUE_* kind.
+ *   -ENOMEM  no memory for the queue's storage (maxsize items if bounded).
+ */
+URT_API int urt_queue_init(urt_queue *q, int kind, size_t maxsize);
+
+/*
+ * Frees q's storage.  Items still in it are dropped without being looked
+ * at: if they own memory, take them out first (urt_queue_try_get until it
+ * fails).  Needs no running loop.  Afterwards every call on q returns
+ * -EINVAL until it is initialised again.
+ * Returns 0, or:
+ *   -EINVAL  q is NULL or not initialised.
+ *   -EBUSY   tasks are waiting on q (in get, put or join); nothing is done.
+ *            Wake them first, with urt_queue_shutdown or by cancelling them:
+ *            q may be destroyed as soon as it has woken them.
+ */
+URT_API int urt_queue_destroy(urt_queue *q);
+
+/*
+ * Puts item at the end of q (await queue.put(item)), waiting while q is
+ * full.  On a priority queue, item gets priority 0.  The item counts as
+ * unfinished for urt_queue_join until a urt_queue_task_done.
+ * urt_queue_put_timeout gives up after timeout_ns (URT_NO_TIMEOUT: never;
+ * 0: at once unless there is room).
+ * Returns 0, or:
+ *   -ESHUTDOWN     q is shut down, or was while the task waited.
+ *   URT_ECANCELED  the task was cancelled while it waited; nothing was put.
+ *   URT_ETIMEDOUT  the timeout passed; nothing was put.
+ *   -ENOMEM        an unbounded queue could not grow.
+ *   -EINVAL        q is NULL or not initialised.
+ *   URT_ENOLOOP    no loop is running on this thread.
+ */
+URT_API int urt_queue_put(urt_queue *q, void *item);
+URT_API int urt_queue_put_timeout(urt_queue *q, void *item, uint64_t timeout_ns);
+
+/*
+ * Puts item if q has room, without waiting (queue.put_nowait).
+ * Returns 0, -EAGAIN when q is full (asyncio.QueueFull), or -ESHUTDOWN,
+ * -ENOMEM, -EINVAL, URT_ENOLOOP as urt_queue_put.
+ */
+URT_API int urt_queue_try_put(urt_queue *q, void *item);
+
+/*
+ * The puts of a priority queue: item comes out before every item of a
+ * higher priority value, and after the items of the same priority put
+ * before it.  (asyncio's PriorityQueue orders (priority, item) tuples in a
+ * heap, which keeps no order among equals; its documentation's recipe is
+ * (priority, count, item), which is what urt does.)  Same return codes as
+ * urt_queue_put, urt_queue_put_timeout and urt_queue_try_put, and -EINVAL
+ * when q is not a priority queue (the priority would be dropped).
+ */
+URT_API int urt_queue_put_prio(urt_queue *q, int64_t priority, void *item);
+URT_API int urt_queue_put_prio_timeout(urt_queue *q, int64_t priority, void *item,
+                                       uint64_t timeout_ns);
+URT_API int urt_queue_try_put_prio(urt_queue *q, int64_t priority, void *item);
+
+/*
+ * Takes the next item of q into *item (await queue.get()), waiting while q
+ * is empty: the oldest (FIFO), the newest (LIFO) or the one of lowest
+ * priority (priority queue).  urt_queue_get_timeout gives up after
+ * timeout_ns (URT_NO_TIMEOUT: never; 0: at once unless an item is there).
+ * *item is written only on success.
+ * Returns 0, or:
+ *   -ESHUTDOWN     q is shut down and empty (at once, or when the task was
+ *                  waiting).
+ *   URT_ECANCELED  the task was cancelled while it waited; it took nothing.
+ *   URT_ETIMEDOUT  the timeout passed; it took nothing.
+ *   -EINVAL        q or item is NULL, or q is not initialised.
+ *   URT_ENOLOOP    no loop is running on this thread.
+ */
+URT_API int urt_queue_get(urt_queue *q, void **item);
+URT_API int urt_queue_get_timeout(urt_queue *q, void **item, uint64_t timeout_ns);
+
+/*
+ * Takes the next item if there is one, without waiting (queue.get_nowait).
+ * Returns 0, -EAGAIN when q is empty (asyncio.QueueEmpty), or -ESHUTDOWN,
+ * -EINVAL, URT_ENOLOOP as urt_queue_get.
+ */
+URT_API int urt_queue_try_get(urt_queue *q, void **item);
+
+/*
+ * Says that an item got from q has been dealt with (queue.task_done()).
+ * When every item put has been, the tasks in urt_queue_join wake.
+ * Returns 0, or:
+ *   -EOVERFLOW   every item got from q has already been task_done'd
+ *                (asyncio's ValueError).  asyncio counts against the items
+ *                put, so it accepts a task_done for an item still in the
+ *                queue and lets join return before that item is dealt with;
+ *                urt refuses it.
+ *   -EINVAL      q is NULL or not initialised.
+ *   URT_ENOLOOP  no loop is running on this thread.
+ */
+URT_API int urt_queue_task_done(urt_queue *q);
+
+/*
+ * Waits until every item put in q has been got and task_done'd (await
+ * queue.join()); returns at once, without suspending, when none is
+ * unfinished.  urt_queue_join_timeout gives up after timeout_ns.
+ * Returns 0, or URT_ECANCELED, URT_ETIMEDOUT, -EINVAL (q NULL or not
+ * initialised), URT_ENOLOOP.
+ */
+URT_API int urt_queue_join(urt_queue *q);
+URT_API int urt_queue_join_timeout(urt_queue *q, uint64_t timeout_ns);
+
+/*
+ * Shuts q down (queue.shutdown(immediate), Python 3.13): from now on every
+ * put returns -ESHUTDOWN, and the tasks waiting in put wake with it.  Gets
+ * go on returning the items left; once q is empty they return -ESHUTDOWN,
+ * and the tasks waiting in get wake with it.  With immediate non-zero the
+ * items left are dropped first, and counted as done, so that urt_queue_join
+ * returns once the items already got are done.  To shut down at once
+ * without dropping items that own memory, shut down with immediate 0, then
+ * take them with urt_queue_try_get (and task_done each): no other task runs
+ * in between.  Shutting down again does nothing more (except that immediate
+ * then drops the items).
+ * Returns 0, or -EINVAL (q NULL or not initialised), URT_ENOLOOP.
+ */
+URT_API int urt_queue_shutdown(urt_queue *q, int immediate);
+
+/* Queries, as qsize(), empty(), full() and maxsize; they need no running
+ * loop, and read a NULL or uninitialised q as an empty unbounded queue.
+ * urt_queue_full is always 0 for an unbounded queue, and urt_queue_maxsize
+ * 0. */
+URT_API size_t urt_queue_size(const urt_queue *q);
+URT_API int urt_queue_empty(const urt_queue *q);
+URT_API int urt_queue_full(const urt_queue *q);
+URT_API size_t urt_queue_maxsize(const urt_queue *q);
 /* ---- end section: queue ---- */
 
 /* ---- section: threads ---- */
 /* ---- end section: threads ---- */
 
 /* ---- section: introspection ---- */
+/* ------------------------------------------------------------------------
+ * Introspection
+ *
+ * What the loop's tasks are doing, for a program that wants to look
+ * (asyncio.all_tasks) and for a person looking at a service that seems
+ * stuck: a dump of every live task, with its state and what it waits on,
+ * written on demand or each time a signal arrives, as Go prints its
+ * goroutines on SIGQUIT.  A task's line reads
+ *
+ *   task 7 "reader" waiting: I/O on fd 5, 250 ms left
+ *
+ * that is the task's number (N of "Task-N"), its name in quotes (control
+ * characters shown as '?', quotes as '), its state (new: created, never
+ * run; ready; running; waiting; done), and for a waiting task what it
+ * waits on: "sleep, N ms left", "I/O on fd N" (", N ms left" with a
+ * deadline), "await task N \"name\"", "shield of task N \"name\"",
+ * "gather of N, K left", "wait of N, K left" (urt_wait, as_completed),
+ * "task group exit", "close of fd N", a primitive's wait ("Lock.acquire", "Queue.get",
+ * "accept" ...; with its deadline if any).  " (cancel pending)" ends the
+ * line of a task asked to stop that has not seen it yet.  Times of 100 s
+ * and more are in seconds ("N s left").  Other words may come with other
+ * waits: read the format as a person would, not as a fixed grammar.
+ * ---------------------------------------------------------------------- */
+
+/*
+ * The loop's tasks not yet finished, the caller included, oldest (lowest
+ * number) first (asyncio.all_tasks).  Fills out[0..cap-1] with the cap
+ * oldest ones and returns how many there are, which may be more than cap:
+ * urt_tasks(NULL, 0) counts them.  Returns 0 outside a task.
+ *
+ * The handles are borrowed, as urt_task_current's: for a task whose
+ * handle the program holds, the same handle (releasing it releases the
+ * holder's); for a detached task, a handle valid until the task finishes,
+ * after which calls given it return URT_EBADTASK.  A handle obtained here
+ * may be awaited, cancelled, named and described like any other.
+ */
+URT_API size_t urt_tasks(urt_task *out, size_t cap);
+
+/*
+ * Describes the task in one line, without a newline, as the dump shows it
+ * (format above; a finished task is "done").  Writes at most size bytes
+ * including the NUL, like snprintf, and returns the length of the whole
+ * line, or URT_EBADTASK, URT_ENOLOOP, -EFAULT (buf NULL with size > 0).
+ */
+URT_API int urt_task_describe(urt_task task, char *buf, size_t size);
+
+/*
+ * Writes a dump of the loop to fd: a header line
+ *
+ *   urt task dump: 5 tasks (1 running, 2 ready, 2 waiting), 3 SQEs in flight (1 background)
+ *
+ * then one line per live task (format above), in no particular order (the
+ * numbers say which is older), then an empty line.  "background" counts
+ * the SQEs that no task waits on and that do not keep the loop alive.
+ *
+ * The dump allocates nothing and takes under 1 KiB of the caller's stack,
+ * so it works from a task with a 16 KiB stack and when memory is short.
+ * It is not a suspension point: it writes with write(2) and blocks, as a
+ * log write does, and the whole loop with it.  Write to a file or to
+ * stderr: a pipe that nobody reads fills up and then blocks the loop for
+ * good (an O_NONBLOCK one ends the dump with -EAGAIN instead).
+ *
+ * Returns 0, write(2)'s error (-EBADF for an fd that is not open for
+ * writing, -EPIPE, -ENOSPC ...), or URT_ENOLOOP.  On an error the dump may
+ * have been written in part.
+ */
+URT_API int urt_task_dump(int fd);
+
+/*
+ * From now until the loop ends, writes the dump (urt_task_dump's, with
+ * "on signal N" in its header) to fd each time signal signo arrives.  The
+ * dump is written by the loop at its next turn, not in a signal handler:
+ * the signal is blocked on the loop's thread and read from a signalfd, so
+ * no handler is installed.  SIGQUIT (Ctrl-\ on a terminal, `kill -QUIT`)
+ * and SIGUSR1 are the usual choices.  Standard signals do not queue: two
+ * sent before the loop reads the first give one dump.
+ *
+ * The signal must be blocked in every other thread of the process, best
+ * by blocking it before any thread is created: a signal sent to the
+ * process (kill(1)) goes to any thread that does not block it, where it
+ * does its default action (SIGQUIT: core dump, SIGUSR1: exit) or runs a
+ * handler the program installed, and no dump is written.  A signal sent
+ * to the loop's thread (raise, pthread_kill) always reaches the loop.  A
+ * blocked signal stays blocked across fork and exec: give a child started
+ * from the loop's thread its own mask (posix_spawnattr_setsigmask).
+ *
+ * urt keeps a duplicate of fd (close-on-exec) until the dump is turned off
+ * or the loop ends; the program may close its own.  Write errors are
+ * ignored: the next signal tries again.  What urt_task_dump says of
+ * blocking holds: prefer a file or stderr to a pipe.
+ *
+ * A second call replaces the first (another signal, another fd).  signo 0
+ * or fd -1 turns the dump off.  Turning it off, or the loop's end, gives
+ * the signal back to the thread as it was before (blocked or not);
+ * instances that arrived and were not read yet are discarded, so that
+ * none does its default action afterwards.
+ *
+ * Returns 0, or:
+ *   -EINVAL       signo is not a signal, is SIGKILL or SIGSTOP (cannot be
+ *                 blocked), SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGTRAP
+ *                 (faults: blocked, they kill the process; urt's stack
+ *                 overflow guard takes SIGSEGV and SIGBUS), SIGPIPE (the
+ *                 loop's own, see "I/O"), or one that glibc reserves.
+ *   -EBADF        fd is not open for writing.
+ *   -ENOMEM, -EMFILE, -ENFILE  no memory or no fd for the signalfd or
+ *                 the duplicate.
+ *   URT_ENOLOOP   no loop is running on this thread.
+ */
+URT_API int urt_task_dump_on_signal(int signo, int fd);
 /* ---- end section: introspection ---- */
 
 #ifdef __cplusplus

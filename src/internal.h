@@ -592,8 +592,10 @@ void urt__pool_destroy(struct urt_loop *loop);
 /* ---- end section: threads ---- */
 
 /* ---- section: introspection (introspect.c) ----
- * urt__dump_stop: at the loop's end, cancels the signal's read and
- * restores the thread's signal mask; urt__dump_destroy frees the rest. */
+ * urt__dump_stop: at the loop's end, cancels the poll on the signal's
+ * signalfd (drive() then waits for its CQE, which closes the signalfd)
+ * and gives the signal back to the thread; urt__dump_destroy frees the
+ * rest, after the ring is gone. */
 struct urt__dump;
 void urt__dump_stop(struct urt_loop *loop);
 void urt__dump_destroy(struct urt_loop *loop);

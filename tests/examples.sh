@@ -142,6 +142,24 @@ EOF
 : >"$tmp/expect.err"
 check gather_exceptions --return-exceptions 0
 
+cat >"$tmp/expect.out" <<'EOF'
+all started
+a done
+c cancelled
+error: b failed
+group closed
+EOF
+: >"$tmp/expect.err"
+check taskgroup "" 0
+
+cat >"$tmp/expect.out" <<'EOF'
+slow() timed out
+fast
+wait_for timed out
+EOF
+: >"$tmp/expect.err"
+check timeout "" 0
+
 # ---- cp --------------------------------------------------------------------
 
 # check_cp LABEL BINARY SOURCE [VAR=VALUE...]: copies SOURCE with BINARY
