@@ -448,7 +448,8 @@ static int wait_task(struct urt_loop *loop, struct urt__task *t, unsigned char w
     return rc;
 }
 
-int urt_task_await(urt_task handle, intptr_t *value)
+/* The checks await and shield share before wait_task. */
+static int await_as(urt_task handle, intptr_t *value, unsigned char wait)
 {
     struct urt_loop *loop = urt__running();
     if (!loop) return URT_ENOLOOP;
@@ -458,23 +459,20 @@ int urt_task_await(urt_task handle, intptr_t *value)
     if (t == self) return -EDEADLK;
     /* Done: no suspension, so a pending cancellation is not delivered. */
     if (t->state == URT__DONE) return urt__outcome(t->result, value);
-    /* Only a waiting task can be part of a cycle. */
+    /* Only a waiting task can be part of a cycle.  A shield cuts the
+     * cancellation's path, not the waiting's. */
     if (t->state == URT__WAITING && urt__would_deadlock(loop, self, t)) return -EDEADLK;
-    return wait_task(loop, t, URT__WAIT_TASK, value);
+    return wait_task(loop, t, wait, value);
+}
+
+int urt_task_await(urt_task handle, intptr_t *value)
+{
+    return await_as(handle, value, URT__WAIT_TASK);
 }
 
 int urt_shield(urt_task handle, intptr_t *value)
 {
-    struct urt_loop *loop = urt__running();
-    if (!loop) return URT_ENOLOOP;
-    struct urt__task *t = urt__task_lookup(loop, handle);
-    if (!t) return URT_EBADTASK;
-    struct urt__task *self = loop->current;
-    if (t == self) return -EDEADLK;
-    if (t->state == URT__DONE) return urt__outcome(t->result, value);
-    /* Not a cycle of cancellation, but still one of waiting. */
-    if (t->state == URT__WAITING && urt__would_deadlock(loop, self, t)) return -EDEADLK;
-    return wait_task(loop, t, URT__WAIT_SHIELD, value);
+    return await_as(handle, value, URT__WAIT_SHIELD);
 }
 
 int urt_task_cancel(urt_task handle)
