@@ -37,6 +37,17 @@ ASAN_CFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
               -fno-omit-frame-pointer -O1 -g
 ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# ThreadSanitizer sees the worker threads of urt_to_thread; the thread tests
+# run under it.  halt_on_error: the first race fails the binary where it
+# happened.  Kernels with more than 28 bits of mmap randomisation place
+# mappings where the TSan of gcc 12 and clang 14 cannot ("FATAL:
+# ThreadSanitizer: unexpected memory mapping"): there the tests run with
+# randomisation off (setarch -R, util-linux).
+TSAN_CC ?= $(CC)
+TSAN_CFLAGS = -fsanitize=thread -fno-omit-frame-pointer -O1 -g
+TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+TSAN_WRAP := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -gt 28 ] && \
+                     echo setarch -R)
 # Only errors make valgrind fail by default; leaks of every kind but "still
 # reachable" must too.  Stray fds are found by scripts/run-tests.sh.
 VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
@@ -51,9 +62,12 @@ VALGRIND_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 LIB_SRCS := $(wildcard src/*.c) src/switch_x86_64.S
 LIB_OBJS := $(patsubst src/%,build/obj/%.o,$(basename $(LIB_SRCS)))
 ASAN_OBJS := $(patsubst build/obj/%,build/asan/obj/%,$(LIB_OBJS))
+TSAN_OBJS := $(patsubst build/obj/%,build/tsan/obj/%,$(LIB_OBJS))
 TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_NAMES:%=build/tests/%)
 ASAN_TEST_BINS := $(TEST_NAMES:%=build/asan/tests/%)
+# The tests whose code runs on more than one thread.
+TSAN_TEST_BINS := $(filter build/tsan/tests/test_thread,$(TEST_NAMES:%=build/tsan/tests/%))
 EXAMPLE_BINS := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 ASAN_EXAMPLE_BINS := $(patsubst build/%,build/asan/%,$(EXAMPLE_BINS))
 # The echo server's load client: a test tool, not a cmocka test.
@@ -77,8 +91,8 @@ endif
 # given the -j job slots.
 SUB := --no-print-directory $(if $(filter 0,$(V)),-s)
 
-.PHONY: all lib help install uninstall clean tests asan-tests examples asan-examples run \
-        bench test check test-unit test-asan test-kernels test-valgrind test-symbols \
+.PHONY: all lib help install uninstall clean tests asan-tests tsan-tests examples asan-examples run \
+        bench test check test-unit test-asan test-tsan test-kernels test-valgrind test-symbols \
         test-examples test-bench asan valgrind-test FORCE
 .DELETE_ON_ERROR:
 
@@ -88,9 +102,10 @@ lib: build/liburt.a $(SHARED) build/$(SONAME) build/liburt.so build/urt.pc
 
 help:
 	@echo 'make [all]       build/liburt.a, build/liburt.so.$(VERSION) (+ symlinks), build/urt.pc'
-	@echo 'make test        every test tier in order: unit, asan, kernels, valgrind, symbols, examples, bench'
+	@echo 'make test        every test tier in order: unit, asan, tsan, kernels, valgrind, symbols, examples, bench'
 	@echo 'make test-unit   tests/test_*.c built with $$(CC), run   (also: tests = build only)'
 	@echo 'make test-asan   same tests and library built with clang ASan+UBSan, run  (alias: asan)'
+	@echo 'make test-tsan   the thread tests and library built with ThreadSanitizer, run'
 	@echo 'make test-kernels   I/O tests again with URT_KERNEL=5.6 and =5.10 (older kernels'"'"' paths)'
 	@echo 'make test-valgrind  unit test binaries under valgrind, URT_TEST_SMALL=1  (alias: valgrind-test)'
 	@echo 'make test-symbols   liburt.so and liburt.a define nothing outside urt_*'
@@ -198,6 +213,27 @@ build/asan/tests/%: tests/%.c build/asan/liburt.a
 	@mkdir -p $(@D) && rm -f $@
 	$(call say,CC,$@)$(ASAN_CC) $(ASAN_CFLAGS) $(TEST_FLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/asan/liburt.a $(TEST_LIBS)
 
+# ThreadSanitizer's build, complete as ASan's: a race is between two
+# accesses, and the library's are half of them.
+tsan-tests: $(TSAN_TEST_BINS)
+
+build/tsan/obj/%.o: src/%.c build/tsan/obj/.cmd
+	$(call say,CC,$@)$(TSAN_CC) $(TSAN_CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+build/tsan/obj/%.o: src/%.S build/tsan/obj/.cmd
+	$(call say,AS,$@)$(TSAN_CC) $(TSAN_CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+build/tsan/obj/.cmd: FORCE
+	@mkdir -p $(@D)
+	@echo '$(TSAN_CC) $(TSAN_CFLAGS) $(LIB_FLAGS)' | cmp -s - $@ || echo '$(TSAN_CC) $(TSAN_CFLAGS) $(LIB_FLAGS)' >$@
+
+build/tsan/liburt.a: $(TSAN_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+build/tsan/tests/%: tests/%.c build/tsan/liburt.a
+	@mkdir -p $(@D) && rm -f $@
+	$(call say,CC,$@)$(TSAN_CC) $(TSAN_CFLAGS) $(TEST_FLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/tsan/liburt.a $(TEST_LIBS)
+
 # The echo client lives with the tests but is a user program, built as the
 # examples are: the public header only, no cmocka.  These explicit rules
 # win over the test pattern rules above.
@@ -214,7 +250,7 @@ build/asan/tests/echo_client: tests/echo_client.c build/asan/liburt.a
 # that does not compile fails as "not built" while the others still run, and
 # a failed tier does not stop the next ones, so one CI run shows everything
 # that is wrong.
-TIERS := unit asan kernels valgrind symbols examples bench
+TIERS := unit asan tsan kernels valgrind symbols examples bench
 
 test check:
 	@scripts/deps.sh test
@@ -225,14 +261,20 @@ test check:
 	echo "make test: all tiers passed ($(TIERS))"
 
 test-unit:
-	@echo '==== tier 1/7 unit: tests/test_*.c with $(CC) $(CFLAGS)'
+	@echo '==== tier 1/8 unit: tests/test_*.c with $(CC) $(CFLAGS)'
 	@$(MAKE) $(SUB) -k tests || true
 	@scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/unit $(TEST_BINS)
 
 test-asan asan:
-	@echo '==== tier 2/7 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
+	@echo '==== tier 2/8 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
 	@$(MAKE) $(SUB) -k asan-tests || true
 	@$(ASAN_ENV) scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/asan $(ASAN_TEST_BINS)
+
+test-tsan:
+	@echo '==== tier 3/8 tsan: thread tests and library with $(TSAN_CC) -fsanitize=thread$(if $(TSAN_WRAP), under $(TSAN_WRAP))'
+	@$(MAKE) $(SUB) -k tsan-tests || true
+	@$(TSAN_ENV) scripts/run-tests.sh $(if $(TSAN_WRAP),-w '$(TSAN_WRAP)') -t $(TEST_TIMEOUT) \
+		-l build/logs/tsan $(TSAN_TEST_BINS)
 
 # On an older kernel urt takes other paths to the same results (src/probe.c):
 # URT_KERNEL makes it use only what that release had, so the I/O tests prove
@@ -252,7 +294,7 @@ test-asan asan:
 # O_NONBLOCK fd gets, and urt's wait for readiness and retry, run on a
 # kernel that would otherwise wait by itself.
 test-kernels:
-	@echo '==== tier 3/7 kernels: I/O tests with urt limited to older kernels'"'"' features'
+	@echo '==== tier 4/8 kernels: I/O tests with urt limited to older kernels'"'"' features'
 	@$(MAKE) $(SUB) -k tests || true
 	@status=0; for env in URT_KERNEL=5.6 URT_KERNEL=5.10 URT_RING_ENTRIES=2 URT_TEST_NOWAIT=1; do \
 		echo "==== tier: io under $$env"; \
@@ -261,7 +303,7 @@ test-kernels:
 	done; exit $$status
 
 test-valgrind valgrind-test:
-	@echo '==== tier 4/7 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
+	@echo '==== tier 5/8 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
 	@$(MAKE) $(SUB) -k tests || true
 	@URT_TEST_SMALL=1 scripts/run-tests.sh -w '$(VALGRIND)' -j $(VALGRIND_JOBS) \
 		-t $$(($(TEST_TIMEOUT) * 2)) -l build/logs/valgrind $(TEST_BINS)
@@ -272,7 +314,7 @@ test-valgrind valgrind-test:
 # outside the urt_ prefix, its internals being urt__*.
 test-symbols: SHELL := /bin/bash
 test-symbols:
-	@echo '==== tier 5/7 symbols: only urt_* outside the library'
+	@echo '==== tier 6/8 symbols: only urt_* outside the library'
 	@$(MAKE) $(SUB) lib
 	@pass=0; fail=0; \
 	check() { if [ -z "$$2" ]; then pass=$$((pass + 1)); echo "  ok    $$1"; \
@@ -292,7 +334,7 @@ test-symbols:
 # overlap, and LSan at the server's exit is the leak check.  -k: a missing
 # ASan build fails its checks in examples.sh, not the whole tier.
 test-examples:
-	@echo '==== tier 6/7 examples: build examples/*.c, check their output'
+	@echo '==== tier 7/8 examples: build examples/*.c, check their output'
 	@$(MAKE) $(SUB) examples $(ECHO_CLIENT)
 	@$(MAKE) $(SUB) -k asan-examples || true
 	@if [ -f tests/examples.sh ]; then $(ASAN_ENV) bash tests/examples.sh; \
@@ -304,7 +346,7 @@ test-examples:
 # says nothing about speed (a second of a shared 2-core machine cannot);
 # `make bench` is the measurement.
 test-bench:
-	@echo '==== tier 7/7 bench: make bench QUICK=1 (each peer runs each workload briefly)'
+	@echo '==== tier 8/8 bench: make bench QUICK=1 (each peer runs each workload briefly)'
 	@$(MAKE) --no-print-directory bench QUICK=1
 
 # --- examples and benchmarks -----------------------------------------------
@@ -356,5 +398,6 @@ clean:
 
 FORCE:
 
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/tests/*.d build/asan/tests/*.d \
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/tsan/obj/*.d build/tests/*.d \
+                    build/asan/tests/*.d build/tsan/tests/*.d \
                     build/examples/*.d build/asan/examples/*.d build/bench/*.d)

@@ -791,8 +791,12 @@ URT_API int urt_readahead(int fd, int enable);
  * "[::1]:8080"; port 0 lets the kernel pick, see getsockname).
  * urt_tcp_listen returns a listening socket (SO_REUSEADDR, backlog as
  * listen(2); 0 means SOMAXCONN); urt_tcp_connect a connected one with
- * TCP_NODELAY.  Both return the fd, -EINVAL for an address they cannot
- * parse, or -errno, URT_ECANCELED, URT_ETIMEDOUT, URT_ENOLOOP.
+ * TCP_NODELAY.  urt_tcp_connect also takes a host name ("localhost:8080"),
+ * resolved with urt_getaddrinfo (below), and tries each address in turn;
+ * its timeout covers the resolution too.  Both return the fd, -EINVAL for
+ * an address they cannot parse, -ENOENT for a name that does not resolve
+ * (the other urt_getaddrinfo codes as it gives them), or -errno (the last
+ * address's), URT_ECANCELED, URT_ETIMEDOUT, URT_ENOLOOP.
  */
 URT_API int urt_tcp_listen(const char *hostport, int backlog);
 URT_API int urt_tcp_connect(const char *hostport);
@@ -1237,6 +1241,124 @@ URT_API size_t urt_queue_maxsize(const urt_queue *q);
 /* ---- end section: queue ---- */
 
 /* ---- section: threads ---- */
+/* ------------------------------------------------------------------------
+ * Threads
+ *
+ * Work that would block the loop (a call with no io_uring form, such as
+ * getaddrinfo or a blocking library; CPU-heavy work) runs on a worker
+ * thread while the calling task waits and the other tasks go on
+ * (asyncio.to_thread).  Each loop has a pool of its own, made on first use:
+ * at most urt_thread_pool_limit() threads, started only as jobs queue up and
+ * kept until the loop ends; jobs start in the order they were handed over.
+ * Worker threads block every signal, so that signals meant for the loop's
+ * thread reach it.
+ *
+ * fn runs on a worker thread, outside any task: urt calls return
+ * URT_ENOLOOP there, and whatever fn shares with tasks or with other jobs
+ * needs its own locking.  fn and the task that waits for it are ordered as a
+ * mutex would order them: what fn sees of arg was written before the call,
+ * and what the task sees after the call was written by fn.
+ *
+ * Cancellation.  A task cancelled while it waits (or whose timeout scope
+ * expires) returns at once.  A job no thread has started is dropped and
+ * never runs.  A running one cannot be stopped: it runs to its end on its
+ * thread and its result is discarded, so arg must stay valid until fn
+ * returns even after the caller has gone (not on the caller's stack, say,
+ * unless the caller never stops waiting).  urt_to_thread_discard hands an
+ * abandoned job's result and arg to a callback, for freeing them.
+ *
+ * The loop's end.  urt_run waits for jobs that are still running, abandoned
+ * ones included, since a thread cannot be killed: a fn that never returns
+ * keeps urt_run from returning.  Then every worker thread is joined; none
+ * outlives urt_run.
+ * ---------------------------------------------------------------------- */
+
+/* Most threads one loop's pool may be allowed. */
+#define URT_THREAD_POOL_MAX 1024u
+
+/*
+ * Runs fn(arg) on one of the loop's worker threads and suspends the calling
+ * task until it returns (asyncio.to_thread).  fn's return value follows the
+ * task convention: an URT_IS_ERROR() value is an error.
+ *
+ * Returns 0 and fn's value in *value (if value is not NULL), or fn's error,
+ * or:
+ *   URT_ECANCELED  the task was cancelled while it waited (URT_ETIMEDOUT for
+ *                  a timeout scope); fn may still run, see above.
+ *   -EINVAL        fn is NULL.
+ *   -ENOMEM        no memory for the job or the pool.
+ *   -EAGAIN        no worker thread could be started (pthread_create
+ *                  failed: RLIMIT_NPROC, memory) and the pool has none.
+ *   -EMFILE, -ENFILE  the pool's eventfd (made on first use) could not be.
+ *   URT_ENOLOOP    no loop is running on this thread.
+ */
+URT_API int urt_to_thread(urt_fn fn, void *arg, intptr_t *value);
+
+/* What urt_to_thread_discard calls with an abandoned job's outcome. */
+typedef void (*urt_discard_fn)(intptr_t result, void *arg);
+
+/*
+ * urt_to_thread() for a fn whose result or arg must be freed: when the
+ * call returns URT_ECANCELED or URT_ETIMEDOUT, arg and the result belong
+ * to discard, which is called exactly once: with fn's result when fn
+ * returns (or has returned), or with that code if fn never ran.  With any
+ * other return arg, and fn's value, are the caller's, and discard is not
+ * called.  (A fn that itself returns URT_ECANCELED or URT_ETIMEDOUT has it
+ * discarded too: the caller could not tell it from a cancelled wait.)
+ *
+ * discard may be NULL.  It runs on the loop's thread, between tasks or
+ * while urt_run ends, on whatever stack the loop is on: it must be short,
+ * must not block and must not call urt functions.  Same return codes as
+ * urt_to_thread.
+ */
+URT_API int urt_to_thread_discard(urt_fn fn, void *arg, urt_discard_fn discard,
+                                  intptr_t *value);
+
+/*
+ * Sets the most worker threads the loop's pool may have to n (1 to
+ * URT_THREAD_POOL_MAX) and returns the limit it had; n = 0 changes nothing
+ * and returns the current one.  The default is min(32, CPUs + 4), asyncio's
+ * executor's.  A higher limit starts threads for queued jobs at once; a
+ * lower one makes idle threads above it exit now and busy ones after their
+ * job, while jobs that are running go on: until then more threads than the
+ * new limit may run.  Each loop has its own limit, and a new loop starts
+ * with the default.
+ * Returns the previous limit (> 0), or -EINVAL (n too large), -ENOMEM,
+ * -EMFILE, -ENFILE (see urt_to_thread), URT_ENOLOOP.
+ */
+URT_API int urt_thread_pool_limit(unsigned n);
+
+struct addrinfo; /* <netdb.h> */
+
+/*
+ * getaddrinfo(3) on a worker thread (loop.getaddrinfo): resolves node and
+ * service as getaddrinfo does, through /etc/hosts, DNS and whatever
+ * nsswitch.conf lists, while the other tasks run.  On success *res is the
+ * list, which the caller frees with freeaddrinfo(3).  node, service and
+ * hints are copied: they need not outlive the call, even if it is
+ * cancelled (the list a cancelled call would have had is freed by urt).
+ *
+ * Returns 0, or the getaddrinfo error as a negative errno (*res is then
+ * NULL):
+ *   -ENOENT           EAI_NONAME, EAI_NODATA, EAI_ADDRFAMILY: the name is
+ *                     unknown, or has no address (of the family asked for);
+ *                     also node and service both NULL.
+ *   -EPROTONOSUPPORT  EAI_SERVICE: the service is unknown, or not offered
+ *                     for the socket type asked for.
+ *   -EAGAIN           EAI_AGAIN: a temporary failure (the name server did
+ *                     not answer); or no worker thread could be started.
+ *   -EINVAL           EAI_BADFLAGS.
+ *   -EAFNOSUPPORT     EAI_FAMILY.
+ *   -ESOCKTNOSUPPORT  EAI_SOCKTYPE.
+ *   -ENOMEM           EAI_MEMORY, or no memory for the request.
+ *   -errno            EAI_SYSTEM: the error of the system call that failed.
+ *   -EIO              EAI_FAIL (a resolver's non-recoverable failure) and
+ *                     any other code.
+ *   -EFAULT           res is NULL.
+ * and URT_ECANCELED, URT_ETIMEDOUT, -EMFILE, URT_ENOLOOP as urt_to_thread.
+ */
+URT_API int urt_getaddrinfo(const char *node, const char *service,
+                            const struct addrinfo *hints, struct addrinfo **res);
 /* ---- end section: threads ---- */
 
 /* ---- section: introspection ---- */

@@ -37,6 +37,9 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
+#ifdef URT_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
@@ -243,6 +246,52 @@ void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task
     urt__ctx_switch(from_ctx, to_ctx);
     __sanitizer_finish_switch_fiber(from ? from->asan_fake_stack : loop->main_fake_stack,
                                     NULL, NULL);
+}
+#endif
+
+#ifdef URT_TSAN
+/*
+ * ThreadSanitizer keeps a context per fiber (its shadow call stack, its
+ * clock).  Switching stacks without telling it mixes every task's frames
+ * into one shadow stack, which grows by the frames of each task that ends
+ * through a switch until it overflows (some 20,000 tasks in) and TSan
+ * crashes; its reports name the wrong frames before that.  Contexts follow
+ * stacks, not tasks: a finishing task may hand its stack to the next new
+ * task, which starts on it without a switch (urt__exit_task) and so runs
+ * on the same context.  Which context a task runs on is therefore read
+ * when it switches out, which holds whatever ran on the stack before, and
+ * a context is created only for a task that starts through a switch.
+ * Thread-local rather than per loop because this is the sanitizer build's
+ * bookkeeping, and a thread runs one loop at a time.
+ */
+static __thread void *tsan_thread_fiber; /* the loop's own stack's */
+static __thread void *tsan_dead; /* a finished stack's: destroyed once off it */
+
+static void tsan_reap(void)
+{
+    if (!tsan_dead) return;
+    __tsan_destroy_fiber(tsan_dead);
+    tsan_dead = NULL;
+}
+
+void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to)
+{
+    tsan_reap();
+    void *current = __tsan_get_current_fiber();
+    if (!from)
+        tsan_thread_fiber = current;
+    else if (from->state == URT__DONE)
+        tsan_dead = current; /* its last switch: the stack is freed */
+    else
+        from->tsan_fiber = current;
+    void *next = tsan_thread_fiber;
+    if (to) {
+        if (to->state == URT__NEW) to->tsan_fiber = __tsan_create_fiber(0);
+        next = to->tsan_fiber;
+    }
+    __tsan_switch_to_fiber(next, 0);
+    urt__ctx_switch(from ? &from->ctx : &loop->main_ctx, to ? &to->ctx : &loop->main_ctx);
+    tsan_reap();
 }
 #endif
 

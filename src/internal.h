@@ -589,6 +589,14 @@ void urt__streams_destroy(struct urt_loop *loop);
 struct urt__pool;
 void urt__pool_stop(struct urt_loop *loop);
 void urt__pool_destroy(struct urt_loop *loop);
+/* urt_to_thread_discard with an absolute deadline (0: none), after which
+ * the wait ends with URT_ETIMEDOUT as a cancellation would. */
+int urt__to_thread(struct urt_loop *loop, urt_fn fn, void *arg, urt_discard_fn discard,
+                   uint64_t deadline, intptr_t *value);
+/* urt_getaddrinfo with a deadline, for urt_tcp_connect_timeout. */
+struct addrinfo;
+int urt__getaddrinfo(struct urt_loop *loop, const char *node, const char *service,
+                     const struct addrinfo *hints, struct addrinfo **res, uint64_t deadline);
 /* ---- end section: threads ---- */
 
 /* ---- section: introspection (introspect.c) ----
@@ -605,7 +613,7 @@ void urt__dump_destroy(struct urt_loop *loop);
 void urt__submit_now(struct urt_loop *loop);
 /* Every switch between fibers goes through here, so that the sanitizers
  * hear of it; from or to NULL means the loop's own (thread) stack. */
-#ifdef URT_ASAN
+#if defined(URT_ASAN) || defined(URT_TSAN)
 void urt__switch(struct urt_loop *loop, struct urt__task *from, struct urt__task *to);
 #else
 static inline void urt__switch(struct urt_loop *loop, struct urt__task *from,

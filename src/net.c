@@ -6,9 +6,11 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -220,17 +222,23 @@ ssize_t urt_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 /* ---- TCP helpers ---------------------------------------------------------------- */
 
-/* "a.b.c.d:port" or "[v6]:port", numeric only: names need a resolver on a
- * thread, which is not here yet. */
-static int parse_hostport(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
+/* The longest host name a "host:port" may carry: DNS names have at most
+ * 253 characters. */
+#define HOST_MAX 256
+
+/* "a.b.c.d:port" or "[v6]:port" into *ss: 0.  With name not NULL, a host
+ * that is no address ("localhost:port") is copied there, with the port in
+ * *port, for the resolver: 1.  -EINVAL for anything else. */
+static int parse_hostport(const char *hostport, struct sockaddr_storage *ss, socklen_t *len,
+                          char *name, uint16_t *port)
 {
     if (!hostport) return -EINVAL;
     const char *colon = strrchr(hostport, ':');
     if (!colon || colon == hostport || !colon[1]) return -EINVAL;
     char *end;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (*end || port > 65535) return -EINVAL;
-    char host[INET6_ADDRSTRLEN];
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (*end || p > 65535) return -EINVAL;
+    char host[HOST_MAX];
     size_t hlen = (size_t)(colon - hostport);
     const char *h = hostport;
     if (h[0] == '[') {
@@ -246,25 +254,68 @@ static int parse_hostport(const char *hostport, struct sockaddr_storage *ss, soc
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
     if (hostport[0] != '[' && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
+        in4->sin_port = htons((uint16_t)p);
         *len = sizeof *in4;
         return 0;
     }
     if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
+        in6->sin6_port = htons((uint16_t)p);
         *len = sizeof *in6;
         return 0;
     }
-    return -EINVAL;
+    /* A colon left in the host is a mistyped IPv6 address, not a name; so
+     * is digits and dots ("1.2.3", "256.0.0.1"), which getaddrinfo would
+     * take in inet_aton's old forms or send to DNS.  No top-level domain
+     * is all digits (RFC 3696). */
+    if (!name || hostport[0] == '[' || memchr(host, ':', hlen) ||
+        strspn(host, "0123456789.") == hlen)
+        return -EINVAL;
+    memcpy(name, host, hlen + 1);
+    *port = (uint16_t)p;
+    return 1;
 }
 
 /* A TCP socket of the family hostport names: its fd, or the error. */
 static int tcp_socket(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
 {
     if (!urt__running()) return URT_ENOLOOP;
-    int err = parse_hostport(hostport, ss, len);
+    int err = parse_hostport(hostport, ss, len, NULL, NULL);
     return err ? err : urt_socket(ss->ss_family, SOCK_STREAM, 0);
+}
+
+/*
+ * Resolves name on the loop's threads and tries its addresses in the
+ * order getaddrinfo gives them, as asyncio's open_connection does (without
+ * its happy-eyeballs option): the first that connects wins.  All failing,
+ * the last one's error is returned.  A cancellation or the deadline ends
+ * the search.
+ */
+static int connect_by_name(struct urt_loop *loop, const char *name, uint16_t port,
+                           uint64_t deadline)
+{
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    /* No AI_ADDRCONFIG, as asyncio: it hides "localhost" from a host
+     * whose only interface is the loopback one. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *list;
+    int err = urt__getaddrinfo(loop, name, service, &hints, &list, deadline);
+    if (err) return err;
+    err = -ENOENT;
+    for (struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+        int fd = urt_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd >= 0) {
+            err = urt_connect_timeout(fd, ai->ai_addr, ai->ai_addrlen, urt__time_left(deadline));
+            if (!err) err = fd;
+            else urt_close(fd);
+        } else {
+            err = fd;
+        }
+        if (err >= 0 || err == URT_ECANCELED || err == URT_ETIMEDOUT) break;
+    }
+    freeaddrinfo(list);
+    return err;
 }
 
 int urt_tcp_listen(const char *hostport, int backlog)
@@ -287,15 +338,23 @@ int urt_tcp_listen(const char *hostport, int backlog)
 
 int urt_tcp_connect_timeout(const char *hostport, uint64_t timeout_ns)
 {
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
     struct sockaddr_storage ss;
     socklen_t len;
-    int fd = tcp_socket(hostport, &ss, &len);
-    if (fd < 0) return fd;
-    int err = urt_connect_timeout(fd, (struct sockaddr *)&ss, len, timeout_ns);
-    if (err) {
-        urt_close(fd);
-        return err;
+    char name[HOST_MAX];
+    uint16_t port;
+    int fd = parse_hostport(hostport, &ss, &len, name, &port);
+    if (fd == 1) {
+        fd = connect_by_name(loop, name, port, urt__deadline_of(timeout_ns));
+    } else if (fd == 0 && (fd = urt_socket(ss.ss_family, SOCK_STREAM, 0)) >= 0) {
+        int err = urt_connect_timeout(fd, (struct sockaddr *)&ss, len, timeout_ns);
+        if (err) {
+            urt_close(fd);
+            fd = err;
+        }
     }
+    if (fd < 0) return fd;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;

@@ -138,16 +138,16 @@ static inline int count_mappings(void)
     return n;
 }
 
-/* ASan's and valgrind's own allocators map memory as they go and keep it,
+/* ASan's, TSan's and valgrind's own allocators map memory as they go and keep it,
  * so the mapping count says something only in a plain build; there, every
  * fiber stack and ring must be gone after a run.  Under the sanitizers the
  * heap is checked by LeakSanitizer and memcheck instead. */
 static inline int mappings_are_comparable(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     return 0;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
     return 0;
 #endif
 #endif

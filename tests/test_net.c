@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -780,7 +781,7 @@ static void test_zero_length_send_and_recv(void **state)
 static const char *const bad_hostports[] = {
     "1.2.3",           "host",          "127.0.0.1",     ":80",          "127.0.0.1:99999",
     "127.0.0.1:65536", "127.0.0.1:",    "127.0.0.1:80x", "127.0.0.1:-1", "1.2.3:80",
-    "256.0.0.1:80",    "localhost:80",  "host:80",       "",             "[::1]",
+    "256.0.0.1:80",    "[localhost]:80", "fe80::zz:80",  "",             "[::1]",
     "[::1]:",          "[::1:80",       "::1]:80",       "[]:80",        "127.0.0.1:80:80",
 };
 #define NBAD (sizeof bad_hostports / sizeof bad_hostports[0])
@@ -805,6 +806,10 @@ static intptr_t main_bad_hostports(void *arg)
             if (ct >= 0) urt_close(ct);
         }
     }
+    /* Host names are for connecting (test_thread.c): listening takes
+     * addresses only. */
+    EXPECT_EQ(urt_tcp_listen("localhost:80", 0), -EINVAL);
+    EXPECT_EQ(urt_tcp_listen("host:80", 0), -EINVAL);
     EXPECT_EQ(urt_tcp_listen(NULL, 0), -EINVAL);
     EXPECT_EQ(urt_tcp_connect(NULL), -EINVAL);
     EXPECT_EQ(urt_tcp_connect_timeout(NULL, 0), -EINVAL);
@@ -813,13 +818,46 @@ static intptr_t main_bad_hostports(void *arg)
 }
 
 /* Header, TCP helpers: an address they cannot parse ("1.2.3", "host",
- * "127.0.0.1" without port, ":80", "127.0.0.1:99999", names instead of
- * numbers, broken brackets, NULL ...) is -EINVAL from urt_tcp_listen,
- * urt_tcp_connect and urt_tcp_connect_timeout, with no fd left behind. */
+ * "127.0.0.1" without port, ":80", "127.0.0.1:99999", digits that are no
+ * address, a name in brackets or with colons, broken brackets, NULL ...) is
+ * -EINVAL from urt_tcp_listen, urt_tcp_connect and urt_tcp_connect_timeout,
+ * with no fd left behind; a host name is -EINVAL for urt_tcp_listen. */
 static void test_bad_hostport_strings_are_einval(void **state)
 {
     (void)state;
     run_under_each_kernel(main_bad_hostports, NULL);
+}
+
+static intptr_t main_connect_by_name(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    int lfd = urt_tcp_listen("127.0.0.1:0", 8);
+    EXPECT(lfd >= 0);
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    EXPECT_EQ(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    char hp[32];
+    snprintf(hp, sizeof hp, "localhost:%u", (unsigned)ntohs(a.sin_port));
+    int fd = urt_tcp_connect_timeout(hp, 5000 * MS);
+    EXPECT(fd >= 0);
+    int afd = fd >= 0 ? urt_accept_timeout(lfd, NULL, NULL, 0, 5000 * MS) : -1;
+    EXPECT(afd >= 0);
+    if (afd >= 0) urt_close(afd);
+    if (fd >= 0) urt_close(fd);
+    urt_close(lfd);
+    EXPECT_EQ(urt_tcp_connect("nonexistent.invalid:80"), -ENOENT);
+    return 0;
+}
+
+/* Header, TCP helpers: a host name ("localhost", from /etc/hosts) is
+ * resolved on the loop's threads and connected to, on every kernel path;
+ * a .invalid name, which never resolves, is -ENOENT (test_thread.c has
+ * the rest). */
+static void test_tcp_connect_resolves_host_name_on_every_kernel(void **state)
+{
+    (void)state;
+    run_under_each_kernel(main_connect_by_name, NULL);
 }
 
 /* ==== peer resets: errors as the kernel gives them, and no SIGPIPE ==== */
@@ -3188,6 +3226,10 @@ static intptr_t warm_up_main(void *arg)
         urt_close(c);
         urt_close(s);
     }
+    /* What a worker thread's first getaddrinfo maps for the life of the
+     * process: a malloc arena, the NSS modules. */
+    struct addrinfo *res;
+    if (urt_getaddrinfo("localhost", "80", NULL, &res) == 0) freeaddrinfo(res);
     return 0;
 }
 
@@ -3229,6 +3271,7 @@ int main(int argc, char **argv)
         T(test_shutdown_as_shutdown2),
         T(test_zero_length_send_and_recv),
         T(test_bad_hostport_strings_are_einval),
+        T(test_tcp_connect_resolves_host_name_on_every_kernel),
         T(test_peer_reset_gives_errors_not_sigpipe),
         T(test_write_on_reset_socket_gives_epipe_not_sigpipe),
         T(test_cancelled_or_timed_out_recv_leaves_buffer_and_data),
