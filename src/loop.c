@@ -421,10 +421,10 @@ static void wait_for_work(struct urt_loop *loop)
         reap(loop); /* -ETIME, -EINTR, -EBUSY: the caller looks again */
         return;
     }
-    if (arm_wake_timer(loop, deadline))
-        submit_and_reap(loop, 1);
-    else
-        submit_and_reap(loop, 0); /* no memory: poll until there is */
+    /* Removing a later timer reaps, which may have made a task ready:
+     * then the loop only submits, and runs it. */
+    bool armed = arm_wake_timer(loop, deadline);
+    submit_and_reap(loop, armed && !loop->ready_head ? 1 : 0); /* no memory: poll */
 }
 
 static void drive(struct urt_loop *loop)
