@@ -22,6 +22,23 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* valgrind's client requests, when its headers are there (valgrind-dev is
+ * not needed to build): stacks registered as such, buffers the kernel
+ * filled marked defined, and the few places that must know they run under
+ * it.  Without the headers they cost nothing. */
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define URT_MEMCHECK 1
+#endif
+#endif
+#ifndef URT_MEMCHECK
+#define RUNNING_ON_VALGRIND 0
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#define VALGRIND_MAKE_MEM_DEFINED(p, len) ((void)(p), (void)(len))
+#endif
+
 #if defined(__SANITIZE_THREAD__)
 #define URT_TSAN 1
 #elif defined(__has_feature)

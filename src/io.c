@@ -29,16 +29,6 @@
 #include "internal.h"
 #include "io.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define URT_MEMCHECK 1
-#endif
-#endif
-#ifndef URT_MEMCHECK
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 /* ---- the fd table ------------------------------------------------------ */
 
 /* No open fd is at or above RLIMIT_NOFILE, so the table never needs to
@@ -107,13 +97,8 @@ void urt__fds_destroy(struct urt_loop *loop)
 
 void urt__mark_defined(const void *buf, size_t len)
 {
-#ifdef URT_MEMCHECK
     /* The kernel wrote it behind memcheck's back. */
     VALGRIND_MAKE_MEM_DEFINED(buf, len);
-#else
-    (void)buf;
-    (void)len;
-#endif
 }
 
 static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)

@@ -35,16 +35,6 @@
 
 #include "internal.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define URT_VALGRIND 1
-#endif
-#endif
-#ifndef URT_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 enum job_state {
     JOB_QUEUED,
     JOB_RUNNING,

@@ -170,6 +170,19 @@ static inline int run_checked(urt_fn fn, void *arg, intptr_t *value)
     return rc;
 }
 
+/* The usual test: fn runs as main of a fresh loop (trace and failure
+ * record emptied first), must return 0, leave nothing behind, and have no
+ * task record a failed check. */
+static inline void run_main(urt_fn fn, void *arg)
+{
+    trace_reset();
+    task_failure[0] = 0;
+    intptr_t value = -1;
+    assert_int_equal(run_checked(fn, arg, &value), 0);
+    assert_int_equal(value, 0);
+    assert_no_task_failure();
+}
+
 /* A byte pattern with no short period, one per stream (seed), so that a
  * lost, repeated, shifted or foreign chunk shows up at its first byte. */
 static inline unsigned char pat(size_t i, unsigned seed)

@@ -15,8 +15,6 @@
 
 #include "harness.h"
 
-
-
 /* Sentinels: a slot gather must not have written still holds these. */
 #define UNSET_VALUE ((intptr_t)0x5eed5eed)
 #define UNSET_ERROR 12345
@@ -65,17 +63,6 @@ static void unset(intptr_t *values, int *errors, size_t n)
         if (values) values[i] = UNSET_VALUE;
         if (errors) errors[i] = UNSET_ERROR;
     }
-}
-
-/* A run whose main is fn; the test then checks no task recorded a failure. */
-static void run_main(urt_fn fn, void *arg)
-{
-    trace_reset();
-    task_failure[0] = 0;
-    intptr_t value = -1;
-    assert_int_equal(run_checked(fn, arg, &value), 0);
-    assert_int_equal(value, 0);
-    assert_no_task_failure();
 }
 
 /* ---- 2.1 input order ---- */

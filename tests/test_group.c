@@ -13,16 +13,6 @@
 
 #define MS URT_NS_PER_MS
 
-static void run_main(urt_fn fn, void *arg)
-{
-    trace_reset();
-    task_failure[0] = 0;
-    intptr_t value = -1;
-    assert_int_equal(run_checked(fn, arg, &value), 0);
-    assert_int_equal(value, 0);
-    assert_no_task_failure();
-}
-
 /* A child: sleeps, then returns result; if the sleep is cut it returns
  * on_cancel (0: the cancellation itself). */
 struct job {

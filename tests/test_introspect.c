@@ -73,15 +73,6 @@ static size_t count_lines(const char *text)
     return count_of(text, "\n");
 }
 
-static void run_main(urt_fn fn, void *arg)
-{
-    task_failure[0] = 0;
-    intptr_t value = -1;
-    assert_int_equal(run_checked(fn, arg, &value), 0);
-    assert_int_equal(value, 0);
-    assert_no_task_failure();
-}
-
 /* Returns what the sleep returned: URT_ECANCELED when cancelled. */
 static intptr_t sleep_ms_task(void *arg)
 {

@@ -73,7 +73,7 @@ static void run_one(const struct mask *m, urt_fn fn, void *arg)
     run_masked(m, fn, arg);
 }
 
-static void run_main(urt_fn fn, void *arg)
+static void run_main_plain(urt_fn fn, void *arg)
 {
     run_one(&masks[0], fn, arg);
 }
@@ -309,7 +309,7 @@ static intptr_t main_huge_fd(void *arg)
 static void test_huge_fd_number_is_ebadf_without_huge_allocation(void **state)
 {
     (void)state;
-    run_main(main_huge_fd, NULL);
+    run_main_plain(main_huge_fd, NULL);
     if (vm_growth_kib > 1024 * 1024) print_error("VmSize grew by %ld KiB\n", vm_growth_kib);
     assert_true(vm_growth_kib < 1024 * 1024);
 }
@@ -1595,7 +1595,7 @@ static intptr_t main_null_buffer_whole(void *arg)
 static void test_whole_transfer_with_null_buffer_is_efault(void **state)
 {
     (void)state;
-    run_main(main_null_buffer_whole, NULL);
+    run_main_plain(main_null_buffer_whole, NULL);
 }
 
 static intptr_t main_out_of_range(void *arg)

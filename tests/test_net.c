@@ -124,7 +124,7 @@ static void expect_kmask_in_effect(void)
 
 /* run_checked under the current mask, naming the mask when anything is
  * wrong: main's value, a failed check, a leaked fd or mapping. */
-static void run_main(urt_fn fn, void *arg)
+static void run_under_kmask(urt_fn fn, void *arg)
 {
     trace_reset();
     task_failure[0] = 0;
@@ -148,7 +148,7 @@ static void run_under_each_kernel(urt_fn fn, void *arg)
 {
     for (size_t i = 0; i < NKMASKS; i++) {
         use_kmask(&kmasks[i]);
-        run_main(fn, arg);
+        run_under_kmask(fn, arg);
     }
     use_kmask(&kmasks[0]);
 }
@@ -1683,9 +1683,9 @@ static void test_cancel_ten_thousand_tasks_blocked_on_sockets(void **state)
         skip();
     }
     use_kmask(&kmasks[0]);
-    run_main(main_cancel_many, &n);
+    run_under_kmask(main_cancel_many, &n);
     use_kmask(&kmasks[1]);
-    run_main(main_cancel_many, &n);
+    run_under_kmask(main_cancel_many, &n);
     use_kmask(&kmasks[0]);
     setrlimit(RLIMIT_NOFILE, &old);
 }
@@ -1830,7 +1830,7 @@ static void test_acceptors_on_one_listener_are_served_in_fifo_order(void **state
     (void)state;
     for (size_t i = 0; i < NKMASKS; i++) {
         use_kmask(&kmasks[i]);
-        run_main(main_accept_fifo, NULL);
+        run_under_kmask(main_accept_fifo, NULL);
         assert_trace_under_kmask("acceptor 1 got a", "acceptor 2 got b", "acceptor 3 got c");
     }
     use_kmask(&kmasks[0]);
@@ -2020,7 +2020,7 @@ static void test_close_of_listener_ends_waiting_accepts_with_ebadf(void **state)
     (void)state;
     for (size_t i = 0; i < NKMASKS; i++) {
         use_kmask(&kmasks[i]);
-        run_main(main_close_listener_with_acceptors, NULL);
+        run_under_kmask(main_close_listener_with_acceptors, NULL);
         assert_trace_under_kmask("close", "accept -EBADF", "accept -EBADF", "closed 0");
     }
     use_kmask(&kmasks[0]);
@@ -2179,7 +2179,7 @@ static void test_connection_queued_in_listener_goes_to_next_accept_or_is_closed(
     (void)state;
     no_multishot = false;
     use_kmask(&kmasks[0]);
-    run_main(main_queued_connection, NULL);
+    run_under_kmask(main_queued_connection, NULL);
     if (no_multishot) skip();
 }
 
@@ -2257,7 +2257,7 @@ static void test_listener_fd_number_reused_after_close2_gets_no_old_connection(v
     (void)state;
     no_multishot = fd_not_reused = false;
     use_kmask(&kmasks[0]);
-    run_main(main_reused_listener_number, NULL);
+    run_under_kmask(main_reused_listener_number, NULL);
     if (no_multishot || fd_not_reused) skip();
 }
 
@@ -2369,7 +2369,7 @@ static void test_listener_fd_number_reused_while_armed_gets_no_old_connection(vo
     (void)state;
     no_multishot = fd_not_reused = false;
     use_kmask(&kmasks[0]);
-    run_main(main_reused_listener_number_while_armed, NULL);
+    run_under_kmask(main_reused_listener_number_while_armed, NULL);
     if (no_multishot || fd_not_reused) skip();
 }
 
@@ -2618,7 +2618,7 @@ static void test_loop_ending_with_armed_listener_and_queued_connections_leaks_no
     (void)state;
     for (size_t i = 0; i < NKMASKS; i++) {
         use_kmask(&kmasks[i]);
-        run_main(main_end_with_listener_armed, NULL);
+        run_under_kmask(main_end_with_listener_armed, NULL);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t took = (uint64_t)ts.tv_sec * URT_NS_PER_S + (uint64_t)ts.tv_nsec -
@@ -2709,11 +2709,11 @@ static void test_send_all_read_exactly_64mib_byte_for_byte(void **state)
 {
     (void)state;
     struct xfer x = {.len = small_scale() ? 4u << 20 : 64u << 20, .rcvbuf = 128 * 1024};
-    run_main(main_transfer, &x);
+    run_under_kmask(main_transfer, &x);
     x.len /= 8;
     for (size_t i = 1; i < NKMASKS; i++) {
         use_kmask(&kmasks[i]);
-        run_main(main_transfer, &x);
+        run_under_kmask(main_transfer, &x);
     }
     use_kmask(&kmasks[0]);
 }

@@ -38,17 +38,6 @@ static const char *code(int rc)
     return b;
 }
 
-/* A run whose main is fn; the test then checks no task recorded a failure. */
-static void run_main(urt_fn fn, void *arg)
-{
-    trace_reset();
-    task_failure[0] = 0;
-    intptr_t value = -1;
-    assert_int_equal(run_checked(fn, arg, &value), 0);
-    assert_int_equal(value, 0);
-    assert_no_task_failure();
-}
-
 static uint64_t ms_since(uint64_t t0)
 {
     return (urt_now() - t0) / URT_NS_PER_MS;

@@ -21,17 +21,6 @@
 
 #define NO_WAITERS(prim) ((prim)._waiters._head == NULL && (prim)._waiters._tail == NULL)
 
-/* A run whose main is fn; the test then checks no task recorded a failure. */
-static void run_main(urt_fn fn, void *arg)
-{
-    trace_reset();
-    task_failure[0] = 0;
-    intptr_t value = -1;
-    assert_int_equal(run_checked(fn, arg, &value), 0);
-    assert_int_equal(value, 0);
-    assert_no_task_failure();
-}
-
 /* trace() of two calls' results, made in the order written (a call's
  * arguments are evaluated in no set order). */
 #define TRACE2(fmt, first, second)           \

@@ -104,16 +104,6 @@ static bool spin_until(atomic_int *v, int want, uint64_t ms)
     return atomic_load(v) >= want;
 }
 
-static void run_main(urt_fn fn, void *arg)
-{
-    task_failure[0] = 0;
-    trace_reset();
-    intptr_t value = -1;
-    assert_int_equal(run_checked(fn, arg, &value), 0);
-    assert_int_equal(value, 0);
-    assert_no_task_failure();
-}
-
 /* The state of a task of the running loop (internal.h), to see when the
  * loop has woken it without running it yet. */
 static int task_state(urt_task t)

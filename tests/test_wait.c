@@ -11,16 +11,6 @@
 
 #include "harness.h"
 
-static void run_main(urt_fn fn, void *arg)
-{
-    trace_reset();
-    task_failure[0] = 0;
-    intptr_t value = -1;
-    assert_int_equal(run_checked(fn, arg, &value), 0);
-    assert_int_equal(value, 0);
-    assert_no_task_failure();
-}
-
 /* A child: sleeps (spaced_ms), records its end, returns its result. */
 struct job {
     const char *name;
