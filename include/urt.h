@@ -379,7 +379,9 @@ URT_API int urt_gather(const urt_task *tasks, size_t n, unsigned flags,
  * the earliest.
  * ---------------------------------------------------------------------- */
 
-/* A scope's handle.  Its fields are urt's. */
+/* A scope's handle.  Its fields are urt's.  It belongs to the loop it was
+ * entered in: give it to no call once that loop's urt_run has returned
+ * (urt_timeout_expired of an exited scope excepted). */
 typedef struct urt_timeout {
     void *_node;
     uint64_t _id;
