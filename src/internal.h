@@ -223,8 +223,8 @@ struct urt__task {
         struct urt__waiter *waiter;
         struct urt__group *group;
     } waiting_on;
-    struct urt__scope *scopes;       /* innermost timeout scope entered */
-    struct urt__scope *cancel_scope; /* whose deadline cancel_kind is */
+    struct urt__scope *scopes;       /* innermost scope entered (timeout, group) */
+    struct urt__scope *cancel_scope; /* the scope whose cut cancel_kind is */
     uint64_t number;     /* N of the default name "Task-N" */
     uint64_t visit_mark; /* cycle search epoch */
     uint64_t finish_seq; /* order of finishing, for gather's first error */
