@@ -93,7 +93,7 @@ SUB := --no-print-directory $(if $(filter 0,$(V)),-s)
 
 .PHONY: all lib help install uninstall clean tests asan-tests tsan-tests examples asan-examples run \
         bench test check test-unit test-asan test-tsan test-kernels test-valgrind test-symbols \
-        test-examples test-bench asan valgrind-test FORCE
+        test-examples test-difftest test-bench asan valgrind-test FORCE
 .DELETE_ON_ERROR:
 
 all: lib
@@ -102,7 +102,7 @@ lib: build/liburt.a $(SHARED) build/$(SONAME) build/liburt.so build/urt.pc
 
 help:
 	@echo 'make [all]       build/liburt.a, build/liburt.so.$(VERSION) (+ symlinks), build/urt.pc'
-	@echo 'make test        every test tier in order: unit, asan, tsan, kernels, valgrind, symbols, examples, bench'
+	@echo 'make test        every test tier in order: unit, asan, tsan, kernels, valgrind, symbols, examples, difftest, bench'
 	@echo 'make test-unit   tests/test_*.c built with $$(CC), run   (also: tests = build only)'
 	@echo 'make test-asan   same tests and library built with clang ASan+UBSan, run  (alias: asan)'
 	@echo 'make test-tsan   the thread tests and library built with ThreadSanitizer, run'
@@ -110,6 +110,7 @@ help:
 	@echo 'make test-valgrind  unit test binaries under valgrind, URT_TEST_SMALL=1  (alias: valgrind-test)'
 	@echo 'make test-symbols   liburt.so and liburt.a define nothing outside urt_*'
 	@echo 'make test-examples  build examples/*.c (also with ASan) and check them with tests/examples.sh'
+	@echo 'make test-difftest  random task programs run against urt and asyncio, traces compared (DIFFTEST_COUNT=100)'
 	@echo 'make examples    build examples/*.c into build/examples/  (asan-examples: build/asan/examples/)'
 	@echo 'make run         install what building needs, build and run every example'
 	@echo 'make bench       urt and its peers on every workload: bench/results/latest.md (QUICK=1: smoke run)'
@@ -250,7 +251,7 @@ build/asan/tests/echo_client: tests/echo_client.c build/asan/liburt.a
 # that does not compile fails as "not built" while the others still run, and
 # a failed tier does not stop the next ones, so one CI run shows everything
 # that is wrong.
-TIERS := unit asan tsan kernels valgrind symbols examples bench
+TIERS := unit asan tsan kernels valgrind symbols examples difftest bench
 
 test check:
 	@scripts/deps.sh test
@@ -261,17 +262,17 @@ test check:
 	echo "make test: all tiers passed ($(TIERS))"
 
 test-unit:
-	@echo '==== tier 1/8 unit: tests/test_*.c with $(CC) $(CFLAGS)'
+	@echo '==== tier 1/9 unit: tests/test_*.c with $(CC) $(CFLAGS)'
 	@$(MAKE) $(SUB) -k tests || true
 	@scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/unit $(TEST_BINS)
 
 test-asan asan:
-	@echo '==== tier 2/8 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
+	@echo '==== tier 2/9 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
 	@$(MAKE) $(SUB) -k asan-tests || true
 	@$(ASAN_ENV) scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/asan $(ASAN_TEST_BINS)
 
 test-tsan:
-	@echo '==== tier 3/8 tsan: thread tests and library with $(TSAN_CC) -fsanitize=thread$(if $(TSAN_WRAP), under $(TSAN_WRAP))'
+	@echo '==== tier 3/9 tsan: thread tests and library with $(TSAN_CC) -fsanitize=thread$(if $(TSAN_WRAP), under $(TSAN_WRAP))'
 	@$(MAKE) $(SUB) -k tsan-tests || true
 	@$(TSAN_ENV) scripts/run-tests.sh $(if $(TSAN_WRAP),-w '$(TSAN_WRAP)') -t $(TEST_TIMEOUT) \
 		-l build/logs/tsan $(TSAN_TEST_BINS)
@@ -294,7 +295,7 @@ test-tsan:
 # O_NONBLOCK fd gets, and urt's wait for readiness and retry, run on a
 # kernel that would otherwise wait by itself.
 test-kernels:
-	@echo '==== tier 4/8 kernels: I/O tests with urt limited to older kernels'"'"' features'
+	@echo '==== tier 4/9 kernels: I/O tests with urt limited to older kernels'"'"' features'
 	@$(MAKE) $(SUB) -k tests || true
 	@status=0; for env in URT_KERNEL=5.6 URT_KERNEL=5.10 URT_RING_ENTRIES=2 URT_TEST_NOWAIT=1; do \
 		echo "==== tier: io under $$env"; \
@@ -303,7 +304,7 @@ test-kernels:
 	done; exit $$status
 
 test-valgrind valgrind-test:
-	@echo '==== tier 5/8 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
+	@echo '==== tier 5/9 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
 	@$(MAKE) $(SUB) -k tests || true
 	@URT_TEST_SMALL=1 scripts/run-tests.sh -w '$(VALGRIND)' -j $(VALGRIND_JOBS) \
 		-t $$(($(TEST_TIMEOUT) * 2)) -l build/logs/valgrind $(TEST_BINS)
@@ -314,7 +315,7 @@ test-valgrind valgrind-test:
 # outside the urt_ prefix, its internals being urt__*.
 test-symbols: SHELL := /bin/bash
 test-symbols:
-	@echo '==== tier 6/8 symbols: only urt_* outside the library'
+	@echo '==== tier 6/9 symbols: only urt_* outside the library'
 	@$(MAKE) $(SUB) lib
 	@pass=0; fail=0; \
 	check() { if [ -z "$$2" ]; then pass=$$((pass + 1)); echo "  ok    $$1"; \
@@ -334,7 +335,7 @@ test-symbols:
 # overlap, and LSan at the server's exit is the leak check.  -k: a missing
 # ASan build fails its checks in examples.sh, not the whole tier.
 test-examples:
-	@echo '==== tier 7/8 examples: build examples/*.c, check their output'
+	@echo '==== tier 7/9 examples: build examples/*.c, check their output'
 	@$(MAKE) $(SUB) examples $(ECHO_CLIENT)
 	@$(MAKE) $(SUB) -k asan-examples || true
 	@if [ -f tests/examples.sh ]; then $(ASAN_ENV) bash tests/examples.sh; \
@@ -345,8 +346,15 @@ test-examples:
 # runs each workload for a moment and prints every figure it should.  It
 # says nothing about speed (a second of a shared 2-core machine cannot);
 # `make bench` is the measurement.
+# Random task programs, each run as C against urt and as Python against
+# asyncio: their event traces must be the same (scripts/difftest.py).
+DIFFTEST_COUNT ?= 100
+test-difftest:
+	@echo '==== tier 8/9 difftest: $(DIFFTEST_COUNT) random task programs, urt against asyncio'
+	@python3 scripts/difftest.py -n $(DIFFTEST_COUNT) -s 1 --out build/difftest
+
 test-bench:
-	@echo '==== tier 8/8 bench: make bench QUICK=1 (each peer runs each workload briefly)'
+	@echo '==== tier 9/9 bench: make bench QUICK=1 (each peer runs each workload briefly)'
 	@$(MAKE) --no-print-directory bench QUICK=1
 
 # --- examples and benchmarks -----------------------------------------------
