@@ -26,8 +26,9 @@ void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w)
     g->remaining--;
     if (g->woken) return;
     if (g->flags & URT__SET_WAIT) {
-        if (g->remaining == 0 || g->return_when == URT_FIRST_COMPLETED ||
-            (g->return_when == URT_FIRST_EXCEPTION && urt__is_exception(w->result)))
+        /* Not woken yet, so no child that ended before made the
+         * condition hold: only this one's end can. */
+        if (urt__wait_holds(g->return_when, 1, g->remaining, urt__is_exception(w->result)))
             wake(loop, g);
         return;
     }

@@ -29,7 +29,7 @@ struct urt__group {
     struct urt__task *owner;
     struct child *children; /* those not finished, in spawn order */
     struct child *last;
-    size_t spawned, live;
+    size_t spawned;
     urt_group_error *errors; /* failures, in the order they happened */
     size_t nerrors, errors_cap;
     size_t errors_lost; /* failures with no memory to record them */
@@ -53,7 +53,7 @@ static void unlink_child(struct urt__group *g, struct child *c)
 
 /* Cancels every child not finished, in spawn order, and cuts the owner's
  * code inside the group unless it is waiting in the exit already. */
-static void abort_group(struct urt_loop *loop, struct urt__group *g)
+void urt__group_cancel(struct urt_loop *loop, struct urt__group *g)
 {
     if (g->aborting) return;
     g->aborting = true;
@@ -87,23 +87,17 @@ void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w)
     struct child *c = container_of(w, struct child, w);
     struct urt__group *g = w->group;
     unlink_child(g, c);
-    g->live--;
     if (urt__is_exception(w->result)) {
         if (!g->first_error) g->first_error = (int)w->result;
         record_error(g, w->index, (int)w->result);
-        abort_group(loop, g);
+        urt__group_cancel(loop, g);
     }
     free(c);
-    if (g->live) return;
+    if (g->children) return;
     if (g->exiting)
         urt__make_ready(loop, g->owner);
     else if (!g->scope)
         group_free(g); /* abandoned by its owner: nobody will exit it */
-}
-
-void urt__group_cancel(struct urt_loop *loop, struct urt__group *g)
-{
-    abort_group(loop, g);
 }
 
 int urt__group_push_children(struct urt_loop *loop, struct urt__group *g, size_t *len)
@@ -117,8 +111,8 @@ void urt__group_abandon(struct urt_loop *loop, struct urt__group *g)
 {
     g->scope = NULL;
     g->aborting = false; /* the owner is gone: only the children to cancel */
-    abort_group(loop, g);
-    if (!g->live) group_free(g);
+    urt__group_cancel(loop, g);
+    if (!g->children) group_free(g);
 }
 
 int urt_group_enter(urt_group *h)
@@ -164,7 +158,6 @@ int urt_group_spawn_opts(urt_group *h, urt_task *task, urt_fn fn, void *arg,
     urt__waiter_link(t, &c->w);
     if (g->last) g->last->next = c; else g->children = c;
     g->last = c;
-    g->live++;
     if (task)
         *task = handle;
     else
@@ -194,9 +187,9 @@ int urt_group_exit(urt_group *h, urt_group_error *errors, size_t cap, size_t *ne
         cancel_code = urt__cancel_take(self);
     else if (s->cancelled)
         cancel_code = URT_ECANCELED;
-    if (cancel_code) abort_group(loop, g);
+    if (cancel_code) urt__group_cancel(loop, g);
 
-    if (g->live) {
+    if (g->children) {
         g->exiting = true;
         self->state = URT__WAITING;
         self->wait = URT__WAIT_GROUP;

@@ -330,6 +330,16 @@ static inline bool urt__is_exception(intptr_t result)
 {
     return URT_IS_ERROR(result) && result != URT_ECANCELED;
 }
+/* Whether urt_wait's condition holds for a set with ndone tasks done and
+ * remaining still running; exception: one of the done ones failed. */
+static inline bool urt__wait_holds(int return_when, size_t ndone, size_t remaining,
+                                   bool exception)
+{
+    if (remaining == 0) return true;
+    if (return_when == URT_FIRST_COMPLETED) return ndone > 0;
+    if (return_when == URT_FIRST_EXCEPTION) return exception;
+    return false;
+}
 /* Pushes the gather's unfinished children on loop->search (cycle search,
  * cancellation). */
 int urt__gather_push_children(struct urt_loop *loop, struct urt__gather *g, size_t *len);

@@ -18,14 +18,6 @@
 /* Small sets keep their nodes on the caller's stack. */
 #define INLINE_NODES 8
 
-static bool holds(int return_when, size_t done, size_t remaining, bool exception)
-{
-    if (remaining == 0) return true;
-    if (return_when == URT_FIRST_COMPLETED) return done > 0;
-    if (return_when == URT_FIRST_EXCEPTION) return exception;
-    return false;
-}
-
 /*
  * Waits until return_when holds for tasks[i] with skip[i] clear (skip may
  * be NULL), or the absolute deadline passes (0: none).  Fills done[i] (if
@@ -66,7 +58,7 @@ static int wait_set(struct urt_loop *loop, const urt_task *tasks, size_t n, int 
     }
     /* Holding already, or out of time: no suspension, as an await of a
      * finished task. */
-    if (!holds(return_when, ndone, g.remaining, exception) &&
+    if (!urt__wait_holds(return_when, ndone, g.remaining, exception) &&
         !(deadline && deadline <= urt_now())) {
         if (self->cancel_pending) {
             rc = urt__deliver_pending_cancel(loop, self);
