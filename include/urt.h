@@ -327,7 +327,11 @@ static inline int urt_sleep_s(uint64_t s)
  * code where it failed (URT_ECANCELED if it was cancelled).
  *
  * values may be NULL when the values are not wanted.  n = 0 returns 0 at once
- * with nothing filled.  Cancelling the task that waits in urt_gather cancels
+ * with nothing filled.  Otherwise gather suspends, even when every task has
+ * finished already, and returns in the loop pass asyncio's gather would: two
+ * passes after the task that decides it ends (its done callbacks take one,
+ * its awaiter the next), so other ready tasks interleave with it as they do
+ * in Python.  Cancelling the task that waits in urt_gather cancels
  * every task not yet finished; gather then returns URT_ECANCELED once they
  * have (in the default mode, as soon as the first of them ends failed).
  *

@@ -4,6 +4,13 @@
  * woken once, when the last child finishes or (default mode) when the first
  * one fails.  Results are copied into the nodes as children finish, because
  * a child whose handle was released is freed the moment it ends.
+ *
+ * The wake-up is deferred by one pass, and a gather whose children are all
+ * done still suspends for two: asyncio's gather is a future completed by
+ * the children's done callbacks, which run a pass after each child ends,
+ * and its awaiter runs a pass after that.  Waking sooner would reorder the
+ * gatherer against every other task, and asyncio programs ported to urt
+ * would print in another order.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,7 +24,7 @@
 static void wake(struct urt_loop *loop, struct urt__gather *g)
 {
     g->woken = true;
-    urt__make_ready(loop, g->task);
+    urt__make_ready_deferred(loop, g->task);
 }
 
 void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w)
@@ -109,12 +116,14 @@ int urt_gather(const urt_task *tasks, size_t n, unsigned flags, intptr_t *values
             g.remaining++;
         }
     }
-    /* Nothing to wait for: no suspension, like await of a finished task. */
-    if (!return_exceptions && (rc = earliest_failure(nodes, n))) {
-        fill(nodes, n, values, errors);
-        goto out;
-    }
-    if (g.remaining == 0) {
+    /* Nothing to wait for, yet no return at once: the done callbacks of
+     * asyncio's gather still take their pass, and its awaiter the next. */
+    if (g.remaining == 0 || (!return_exceptions && earliest_failure(nodes, n))) {
+        rc = return_exceptions ? 0 : earliest_failure(nodes, n);
+        self->state = URT__READY;
+        urt__make_ready_deferred(loop, self);
+        urt__suspend(loop);
+        if (self->cancel_pending) rc = urt__cancel_take(self);
         fill(nodes, n, values, errors);
         goto out;
     }

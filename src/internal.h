@@ -235,6 +235,9 @@ struct urt__task {
     /* A cancellation that could not be handed to what the task waits on
      * (it was running or ready): delivered at its next suspension point. */
     bool cancel_pending;
+    /* Woken through a done callback, as asyncio wakes a gather's awaiter:
+     * one more trip through the ready queue before it runs. */
+    bool wake_deferred;
     unsigned char cancel_kind; /* enum urt__cancel_kind of the pending one */
     bool released;
     bool close_cancelled; /* cancelled by the loop's shutdown */
@@ -522,6 +525,15 @@ static inline void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
         loop->ready_head = t;
     loop->ready_tail = t;
     loop->ready_len++;
+}
+
+/* Makes t ready the way an asyncio future's done callback does: the
+ * callback runs in the next pass of the loop and only then schedules t,
+ * so t runs one pass after it would with urt__make_ready. */
+static inline void urt__make_ready_deferred(struct urt_loop *loop, struct urt__task *t)
+{
+    t->wake_deferred = true;
+    urt__make_ready(loop, t);
 }
 /* Suspends the current task (whose state the caller has set) and runs the
  * next one; returns when the task is resumed. */

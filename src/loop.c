@@ -218,8 +218,9 @@ __attribute__((noinline)) static void poll_ring(struct urt_loop *loop)
     if (unlikely(loop->closing) && loop->close_pending == 0) close_round(loop);
 }
 
-/* The rest of pick_next: a turn boundary, or a task cancelled before it
- * ever ran, which never runs (SEMANTICS 3.4). */
+/* The rest of pick_next: a turn boundary, a task woken through a done
+ * callback, or a task cancelled before it ever ran, which never runs
+ * (SEMANTICS 3.4). */
 __attribute__((noinline)) static struct urt__task *pick_next_slow(struct urt_loop *loop)
 {
     for (;;) {
@@ -234,6 +235,11 @@ __attribute__((noinline)) static struct urt__task *pick_next_slow(struct urt_loo
         if (!loop->ready_head) loop->ready_tail = NULL;
         loop->ready_len--;
         loop->turn_left--;
+        if (t->wake_deferred) {
+            t->wake_deferred = false;
+            urt__make_ready(loop, t); /* the callback's pass: back of the queue */
+            continue;
+        }
         if (t->state == URT__NEW && t->cancel_pending) {
             urt__task_finish(loop, t, URT_ECANCELED);
             continue;
@@ -248,7 +254,7 @@ __attribute__((noinline)) static struct urt__task *pick_next_slow(struct urt_loo
 static inline struct urt__task *pick_next(struct urt_loop *loop)
 {
     struct urt__task *t = loop->ready_head;
-    if (likely(loop->turn_left && !t->cancel_pending)) {
+    if (likely(loop->turn_left && !t->cancel_pending && !t->wake_deferred)) {
         loop->ready_head = t->next_ready;
         if (!loop->ready_head) loop->ready_tail = NULL;
         loop->ready_len--;

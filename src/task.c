@@ -145,6 +145,7 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     t->state = URT__NEW;
     t->wait = URT__WAIT_NONE;
     t->cancel_pending = false;
+    t->wake_deferred = false;
     t->cancel_kind = URT__CANCEL_NONE;
     t->cancel_scope = NULL;
     t->scopes = NULL;
