@@ -691,7 +691,9 @@ URT_API int urt_mkdirat(int dirfd, const char *path, mode_t mode);
  * urt_writev: files, pipes, sockets, ttys) or at an offset (the p- forms).
  * Return the byte count (0 at end of file), or -errno, URT_ECANCELED,
  * URT_ETIMEDOUT, URT_ENOLOOP.  A transfer may be short, as with the system
- * calls; lengths above INT_MAX are shortened to it.  One difference: on a
+ * calls; lengths above INT_MAX are shortened to it.  -EINTR never comes
+ * back from these, the socket calls or urt_accept: an interrupted call that
+ * moved nothing is made again (PEP 475).  One difference: on a
  * pipe, socket or other stream the p- forms ignore the offset, as io_uring
  * does, where pread(2) would fail with -ESPIPE.
  */

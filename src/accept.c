@@ -180,9 +180,12 @@ static void on_accept_cqe(struct urt_loop *loop, struct urt__op *op, const struc
         } else if (!queue_push(l, res)) {
             close(res); /* no memory to keep it: the client sees a reset */
         }
-    } else if (res != -ECANCELED && l->waiting.head && !l->closing) {
+    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && l->waiting.head &&
+               !l->closing) {
         /* What accept(2) would have said (-EMFILE, -EINVAL ...): to one
-         * caller, as a one-shot accept would; the others try again. */
+         * caller, as a one-shot accept would; the others try again.
+         * -EAGAIN and -EINTR took nothing: the callers wait on, and the
+         * multishot, ended, is armed again. */
         serve(loop, l, res);
     }
     if (last && l->waiting.head && !l->closing) l->rearm = true;

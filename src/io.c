@@ -11,7 +11,8 @@
  *     URT_ETIMEDOUT when a timeout scope's deadline cut it),
  *     URT_ETIMEDOUT (its deadline passed) or -EBADF (urt_close of its fd);
  *   - -EAGAIN from a file that is O_NONBLOCK (a foreign library's socket)
- *     means "not ready": urt waits for readiness with POLL_ADD and retries.
+ *     means "not ready": urt waits for readiness with POLL_ADD and retries;
+ *   - -EINTR (nothing moved) from those same calls is retried at once.
  *
  * Ops with an fd are kept in a per-fd list while in flight, because close()
  * does not cancel them and the fd number may be reused at once: urt_close
@@ -158,6 +159,10 @@ int urt__io_on(struct urt_loop *loop, const struct urt__io *io)
         } else {
             res = submit_and_wait(loop, io);
         }
+        /* Nothing moved (a partial transfer returns its count): try again,
+         * as Python does since PEP 475.  Only the calls that can wait for
+         * readiness, whose retry is the same call; a connect's is not. */
+        if (res == -EINTR && io->eagain_events) continue;
         if (res != -EAGAIN || !io->eagain_events) return res;
         /* -EAGAIN moved nothing: a cancellation that came meanwhile (its
          * cancel found the op already done) is due now, not after a wait. */

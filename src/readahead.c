@@ -190,13 +190,24 @@ static void on_recv_cqe(struct urt_loop *loop, struct urt__op *op, const struct 
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         loop->bufs->free--;
-        if (res <= 0 || st->closing || !chunk_push(st, (struct chunk){(unsigned short)bid, 0, (unsigned)res})) {
+        /* Once bytes are lost the stream is broken: what comes after them
+         * is dropped too, or a reader would get it as if it followed the
+         * bytes before the gap. */
+        if (res <= 0 || st->closing || st->end ||
+            !chunk_push(st, (struct chunk){(unsigned short)bid, 0, (unsigned)res})) {
             buf_give_back(loop->bufs, bid);
-            if (res > 0 && !st->closing) st->end = -ENOMEM; /* bytes lost: the stream is broken */
+            if (res > 0 && !st->closing && !st->end) st->end = -ENOMEM;
         }
     }
-    if (res == 0) st->end = 1;
-    else if (res < 0 && res != -ECANCELED && res != -ENOBUFS && !st->end) st->end = res;
+    /* An error that took no bytes and says nothing of the connection (out
+     * of buffers or memory for a moment, a signal) ends only the multishot:
+     * the readers go on, from the kernel or from the next one. */
+    bool transient = res == -ECANCELED || res == -ENOBUFS || res == -ENOMEM || res == -EINTR ||
+                     res == -EAGAIN;
+    /* The first end stays: an error not yet read must not become a plain
+     * end of file because the peer closed since. */
+    if (res == 0 && !st->end) st->end = 1;
+    else if (res < 0 && !transient && !st->end) st->end = res;
     /* Every reader looks again: one takes the bytes, the others find the
      * end or, once the multishot has ended, go to the kernel themselves. */
     wake_readers(loop, st);
