@@ -93,7 +93,8 @@ SUB := --no-print-directory $(if $(filter 0,$(V)),-s)
 
 .PHONY: all lib help install uninstall clean tests asan-tests tsan-tests examples asan-examples run \
         bench test check test-unit test-asan test-tsan test-kernels test-valgrind test-symbols \
-        test-examples test-difftest test-bench asan valgrind-test FORCE
+        test-examples test-faults test-difftest test-bench asan valgrind-test \
+        stress stress-faults stress-difftest FORCE
 .DELETE_ON_ERROR:
 
 all: lib
@@ -102,18 +103,23 @@ lib: build/liburt.a $(SHARED) build/$(SONAME) build/liburt.so build/urt.pc
 
 help:
 	@echo 'make [all]       build/liburt.a, build/liburt.so.$(VERSION) (+ symlinks), build/urt.pc'
-	@echo 'make test        every test tier in order: unit, asan, tsan, kernels, valgrind, symbols, examples, difftest, bench'
+	@echo 'make test        every test tier in order: $(TIERS); one line per tier at the end'
 	@echo 'make test-unit   tests/test_*.c built with $$(CC), run   (also: tests = build only)'
 	@echo 'make test-asan   same tests and library built with clang ASan+UBSan, run  (alias: asan)'
 	@echo 'make test-tsan   the thread tests and library built with ThreadSanitizer, run'
 	@echo 'make test-kernels   I/O tests again with URT_KERNEL=5.6 and =5.10 (older kernels'"'"' paths)'
-	@echo 'make test-valgrind  unit test binaries under valgrind, URT_TEST_SMALL=1  (alias: valgrind-test)'
+	@echo 'make test-valgrind  unit test binaries (URT_TEST_SMALL=1) and examples under valgrind  (alias: valgrind-test)'
 	@echo 'make test-symbols   liburt.so and liburt.a define nothing outside urt_*'
 	@echo 'make test-examples  build examples/*.c (also with ASan) and check them with tests/examples.sh'
+	@echo 'make test-faults    tests/test_fault.c: FAULT_SEEDS=500 seeds of injected faults (ASan), 4 feature sets'
+	@echo 'make test-fuzz      tests/fuzz/: the corpus replayed, then a short libFuzzer run'
+	@echo 'make test-stress    tests/stress/ quick: 1,000-connection soak, 100,000 tasks, 10 overflow storms'
 	@echo 'make test-difftest  random task programs run against urt and asyncio, traces compared (DIFFTEST_COUNT=100)'
 	@echo 'make examples    build examples/*.c into build/examples/  (asan-examples: build/asan/examples/)'
 	@echo 'make run         install what building needs, build and run every example'
 	@echo 'make bench       urt and its peers on every workload: bench/results/latest.md (QUICK=1: smoke run)'
+	@echo 'make stress      the long tier (about an hour): difftest, faults, fuzz, 10k-connection soak,'
+	@echo '                 1M tasks, overflow storms; figures in build/stress/summary.md'
 	@echo 'make test-bench  make bench QUICK=1, the smoke check that is make test'"'"'s last tier'
 	@echo 'make install     header, libraries, urt.pc under $$(DESTDIR)$$(PREFIX)  (and uninstall)'
 	@echo 'make clean       remove build/'
@@ -235,6 +241,29 @@ build/tsan/tests/%: tests/%.c build/tsan/liburt.a
 	@mkdir -p $(@D) && rm -f $@
 	$(call say,CC,$@)$(TSAN_CC) $(TSAN_CFLAGS) $(TEST_FLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/tsan/liburt.a $(TEST_LIBS)
 
+# The faults build: ASan+UBSan, and -DURT_FAULTS compiles in src/fault.c's
+# injection.  Only test_fault runs there: the other tests assert exact
+# results, which injected faults would change.
+FAULT_OBJS := $(patsubst build/obj/%,build/faults/obj/%,$(LIB_OBJS))
+FAULT_CFLAGS = $(ASAN_CFLAGS) -DURT_FAULTS
+
+build/faults/obj/%.o: src/%.c build/faults/obj/.cmd
+	$(call say,CC,$@)$(ASAN_CC) $(FAULT_CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+build/faults/obj/%.o: src/%.S build/faults/obj/.cmd
+	$(call say,AS,$@)$(ASAN_CC) $(FAULT_CFLAGS) $(LIB_FLAGS) -MMD -MP -c -o $@ $<
+
+build/faults/obj/.cmd: FORCE
+	@mkdir -p $(@D)
+	@echo '$(ASAN_CC) $(FAULT_CFLAGS) $(LIB_FLAGS)' | cmp -s - $@ || echo '$(ASAN_CC) $(FAULT_CFLAGS) $(LIB_FLAGS)' >$@
+
+build/faults/liburt.a: $(FAULT_OBJS)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+build/faults/tests/test_fault: tests/test_fault.c build/faults/liburt.a
+	@mkdir -p $(@D) && rm -f $@
+	$(call say,CC,$@)$(ASAN_CC) $(FAULT_CFLAGS) $(TEST_FLAGS) -MMD -MP $(LDFLAGS) -o $@ $< build/faults/liburt.a $(TEST_LIBS)
+
 # The echo client lives with the tests but is a user program, built as the
 # examples are: the public header only, no cmocka.  These explicit rules
 # win over the test pattern rules above.
@@ -251,28 +280,28 @@ build/asan/tests/echo_client: tests/echo_client.c build/asan/liburt.a
 # that does not compile fails as "not built" while the others still run, and
 # a failed tier does not stop the next ones, so one CI run shows everything
 # that is wrong.
-TIERS := unit asan tsan kernels valgrind symbols examples difftest bench
+TIERS := unit asan tsan kernels valgrind symbols examples faults difftest stress bench
+FUZZ_TIER := 10/12
+STRESS_TIER := 11/12
 
+# One line per tier at the end (scripts/run-tiers.sh), with the counts each
+# printed last and its time.
 test check:
 	@scripts/deps.sh test
-	@failed=; for tier in $(TIERS); do \
-		$(MAKE) --no-print-directory test-$$tier || failed="$$failed $$tier"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
-	echo "make test: all tiers passed ($(TIERS))"
+	@+scripts/run-tiers.sh $(TIERS)
 
 test-unit:
-	@echo '==== tier 1/9 unit: tests/test_*.c with $(CC) $(CFLAGS)'
+	@echo '==== tier 1/12 unit: tests/test_*.c with $(CC) $(CFLAGS)'
 	@$(MAKE) $(SUB) -k tests || true
 	@scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/unit $(TEST_BINS)
 
 test-asan asan:
-	@echo '==== tier 2/9 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
+	@echo '==== tier 2/12 asan: library and tests with $(ASAN_CC) -fsanitize=address,undefined'
 	@$(MAKE) $(SUB) -k asan-tests || true
 	@$(ASAN_ENV) scripts/run-tests.sh -t $(TEST_TIMEOUT) -l build/logs/asan $(ASAN_TEST_BINS)
 
 test-tsan:
-	@echo '==== tier 3/9 tsan: thread tests and library with $(TSAN_CC) -fsanitize=thread$(if $(TSAN_WRAP), under $(TSAN_WRAP))'
+	@echo '==== tier 3/12 tsan: thread tests and library with $(TSAN_CC) -fsanitize=thread$(if $(TSAN_WRAP), under $(TSAN_WRAP))'
 	@$(MAKE) $(SUB) -k tsan-tests || true
 	@$(TSAN_ENV) scripts/run-tests.sh $(if $(TSAN_WRAP),-w '$(TSAN_WRAP)') -t $(TEST_TIMEOUT) \
 		-l build/logs/tsan $(TSAN_TEST_BINS)
@@ -295,7 +324,7 @@ test-tsan:
 # O_NONBLOCK fd gets, and urt's wait for readiness and retry, run on a
 # kernel that would otherwise wait by itself.
 test-kernels:
-	@echo '==== tier 4/9 kernels: I/O tests with urt limited to older kernels'"'"' features'
+	@echo '==== tier 4/12 kernels: I/O tests with urt limited to older kernels'"'"' features'
 	@$(MAKE) $(SUB) -k tests || true
 	@status=0; for env in URT_KERNEL=5.6 URT_KERNEL=5.10 URT_RING_ENTRIES=2 URT_TEST_NOWAIT=1; do \
 		echo "==== tier: io under $$env"; \
@@ -304,10 +333,13 @@ test-kernels:
 	done; exit $$status
 
 test-valgrind valgrind-test:
-	@echo '==== tier 5/9 valgrind: unit test binaries under memcheck, URT_TEST_SMALL=1'
+	@echo '==== tier 5/12 valgrind: unit test binaries (URT_TEST_SMALL=1) and the examples under memcheck'
 	@$(MAKE) $(SUB) -k tests || true
-	@URT_TEST_SMALL=1 scripts/run-tests.sh -w '$(VALGRIND)' -j $(VALGRIND_JOBS) \
-		-t $$(($(TEST_TIMEOUT) * 2)) -l build/logs/valgrind $(TEST_BINS)
+	@$(MAKE) $(SUB) examples $(ECHO_CLIENT)
+	@status=0; URT_TEST_SMALL=1 scripts/run-tests.sh -w '$(VALGRIND)' -j $(VALGRIND_JOBS) \
+		-t $$(($(TEST_TIMEOUT) * 2)) -l build/logs/valgrind $(TEST_BINS) || status=1; \
+	echo '==== tier: the examples under memcheck'; \
+	EXAMPLES_VALGRIND=1 sh tests/examples.sh || status=1; exit $$status
 
 # The public API is the urt_* functions of the header, and nothing else may
 # be defined globally: the shared library exports exactly them, and the
@@ -315,7 +347,7 @@ test-valgrind valgrind-test:
 # outside the urt_ prefix, its internals being urt__*.
 test-symbols: SHELL := /bin/bash
 test-symbols:
-	@echo '==== tier 6/9 symbols: only urt_* outside the library'
+	@echo '==== tier 6/12 symbols: only urt_* outside the library'
 	@$(MAKE) $(SUB) lib
 	@pass=0; fail=0; \
 	check() { if [ -z "$$2" ]; then pass=$$((pass + 1)); echo "  ok    $$1"; \
@@ -335,12 +367,44 @@ test-symbols:
 # overlap, and LSan at the server's exit is the leak check.  -k: a missing
 # ASan build fails its checks in examples.sh, not the whole tier.
 test-examples:
-	@echo '==== tier 7/9 examples: build examples/*.c, check their output'
+	@echo '==== tier 7/12 examples: build examples/*.c, check their output'
 	@$(MAKE) $(SUB) examples $(ECHO_CLIENT)
 	@$(MAKE) $(SUB) -k asan-examples || true
 	@if [ -f tests/examples.sh ]; then $(ASAN_ENV) bash tests/examples.sh; \
 	else echo "  (no tests/examples.sh: examples built, not run)"; \
 		echo "examples: 0 passed, 0 failed"; fi
+
+# The public operations under injected faults (tests/test_fault.c): the
+# seeds run with the native features, the two older kernels' and the
+# not-waiting first tries, each a different set of paths.
+FAULT_SEEDS ?= 500
+FAULT_ENVS := URT_KERNEL=native URT_KERNEL=5.6 URT_KERNEL=5.10 URT_TEST_NOWAIT=1
+test-faults:
+	@echo '==== tier 8/12 faults: $(FAULT_SEEDS) seeds of injected faults, ASan+UBSan, 4 feature sets'
+	@$(MAKE) $(SUB) -k build/faults/tests/test_fault || true
+	@status=0; for env in $(FAULT_ENVS); do \
+		echo "==== tier: faults under $$env"; \
+		env $$env URT_FAULT_SEEDS=$(FAULT_SEEDS) $(ASAN_ENV) scripts/run-tests.sh \
+			-t $(TEST_TIMEOUT) -l build/logs/faults-$${env#URT_} build/faults/tests/test_fault || status=1; \
+		grep -h '^faults:' build/logs/faults-$${env#URT_}/test_fault.log | sed 's/^/  /'; \
+	done; exit $$status
+
+# make stress's part: many more seeds, the figure for the README.
+STRESS_FAULT_SEEDS ?= 10000
+stress-faults: SHELL := /bin/bash
+stress-faults:
+	@$(MAKE) $(SUB) build/faults/tests/test_fault
+	@mkdir -p build/stress && rm -f build/stress/faults.txt
+	@status=0; seeds=0; faults=0; for env in $(FAULT_ENVS); do \
+		env $$env URT_FAULT_SEEDS=$(STRESS_FAULT_SEEDS) $(ASAN_ENV) scripts/run-tests.sh \
+			-t 3600 -l build/stress/logs/faults-$${env#URT_} build/faults/tests/test_fault || status=1; \
+		line=$$(grep -h '^faults:' build/stress/logs/faults-$${env#URT_}/test_fault.log); \
+		echo "  $$env: $$line"; \
+		seeds=$$((seeds + $(STRESS_FAULT_SEEDS))); \
+		faults=$$((faults + $$(echo "$$line" | grep -o '[0-9]\+ [a-zA-Z ]*' | sed -n '2,$$p' | awk '{ s += $$1 } END { print s + 0 }'))); \
+	done; \
+	[ $$status = 0 ] && echo "figure: faults: $$seeds seeded runs under 4 feature sets, $$faults faults injected, every byte delivered once, nothing leaked" \
+		>build/stress/faults.txt; cat build/stress/faults.txt 2>/dev/null; exit $$status
 
 # The benchmark suite's smoke check: every program of every peer builds,
 # runs each workload for a moment and prints every figure it should.  It
@@ -350,11 +414,25 @@ test-examples:
 # asyncio: their event traces must be the same (scripts/difftest.py).
 DIFFTEST_COUNT ?= 100
 test-difftest:
-	@echo '==== tier 8/9 difftest: $(DIFFTEST_COUNT) random task programs, urt against asyncio'
+	@echo '==== tier 9/12 difftest: $(DIFFTEST_COUNT) random task programs, urt against asyncio'
 	@python3 scripts/difftest.py -n $(DIFFTEST_COUNT) -s 1 --out build/difftest
 
+# make stress's part: thousands more programs, seeds the fast tier never
+# reaches.
+STRESS_DIFFTEST_COUNT ?= 3000
+stress-difftest:
+	@mkdir -p build/stress && rm -f build/stress/difftest.txt
+	@python3 scripts/difftest.py -n $(STRESS_DIFFTEST_COUNT) -s 100001 --out build/stress/difftest \
+		--figure build/stress/difftest.txt
+
+# The long tier, by hand: each part bounded in time, figures for the
+# README's "Reliability" section in build/stress/summary.md.
+stress:
+	@scripts/deps.sh test
+	@+scripts/stress.sh
+
 test-bench:
-	@echo '==== tier 9/9 bench: make bench QUICK=1 (each peer runs each workload briefly)'
+	@echo '==== tier 12/12 bench: make bench QUICK=1 (each peer runs each workload briefly)'
 	@$(MAKE) --no-print-directory bench QUICK=1
 
 # --- examples and benchmarks -----------------------------------------------
@@ -409,3 +487,7 @@ FORCE:
 -include $(wildcard build/obj/*.d build/asan/obj/*.d build/tsan/obj/*.d build/tests/*.d \
                     build/asan/tests/*.d build/tsan/tests/*.d \
                     build/examples/*.d build/asan/examples/*.d build/bench/*.d)
+
+# --- fuzzing and stress (fragments kept beside their sources) ---------------
+-include tests/fuzz/fuzz.mk
+-include tests/stress/stress.mk

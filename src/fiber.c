@@ -121,8 +121,10 @@ __attribute__((noinline, cold)) static int carve_slab(struct urt_loop *loop, uns
     struct urt__slab *slab = malloc(sizeof *slab);
     if (!slab) return -ENOMEM;
     size_t len = (size_t)count * stride;
-    char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    char *mem = unlikely(urt__faults_stack_map())
+                    ? (errno = ENOMEM, MAP_FAILED)
+                    : mmap(NULL, len, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (mem == MAP_FAILED) {
         free(slab);
         return errno == ENOMEM ? -ENOMEM : -errno;

@@ -55,6 +55,54 @@
 #endif
 #endif
 
+/* ---- fault injection (fault.c; only with -DURT_FAULTS) ------------------
+ * The faults build makes chosen operations complete as the kernel could have
+ * completed them, drawn from a seeded generator (tests/test_fault.c replays
+ * a seed).  Without URT_FAULTS every hook is a constant the compiler drops. */
+enum {
+    URT__FAULT_ERROR = 1u << 0,    /* an I/O op ends with an error of its opcode */
+    URT__FAULT_SHORT = 1u << 1,    /* a read, write, send or recv moves fewer bytes */
+    URT__FAULT_ENTER = 1u << 2,    /* io_uring_enter: EBUSY, EAGAIN or EINTR */
+    URT__FAULT_SQ_FULL = 1u << 3,  /* no SQE until the SQ is flushed */
+    URT__FAULT_REAP = 1u << 4,     /* CQEs left in the ring (overflow, small rings) */
+    URT__FAULT_STACK = 1u << 5,    /* mmap of a stack slab fails */
+    URT__FAULT_ALLOC = 1u << 6,    /* malloc, calloc, realloc fail */
+    URT__FAULT_ALL = (1u << 7) - 1,
+};
+
+struct urt__fault_counts {
+    uint64_t errors, short_transfers, enter_errors, sq_full, reaps_cut, stack_maps, allocs;
+};
+
+#ifdef URT_FAULTS
+#include <stdlib.h> /* before the macros: a later include is then a no-op */
+/* Faults at each armed site with probability per_mille / 1000, from the
+ * calling thread's next urt_run on, until disarmed. */
+void urt__faults_arm(uint64_t seed, unsigned per_mille, unsigned sites);
+void urt__faults_disarm(void);
+void urt__faults_counts(struct urt__fault_counts *out);
+bool urt__fault(unsigned site);
+void urt__faults_before_submit(struct io_uring *ring);
+void urt__faults_on_cqe(struct io_uring_cqe *cqe);
+int urt__faults_enter(void); /* 0, or the error io_uring_enter is to fail with */
+bool urt__faults_sq_full(const struct io_uring *ring);
+bool urt__faults_stop_reap(void);
+bool urt__faults_stack_map(void);
+void *urt__fault_malloc(size_t size);
+void *urt__fault_calloc(size_t n, size_t size);
+void *urt__fault_realloc(void *p, size_t size);
+#define malloc(size) urt__fault_malloc(size)
+#define calloc(n, size) urt__fault_calloc(n, size)
+#define realloc(p, size) urt__fault_realloc(p, size)
+#else
+#define urt__faults_before_submit(ring) ((void)(ring))
+#define urt__faults_on_cqe(cqe) ((void)(cqe))
+#define urt__faults_enter() 0
+#define urt__faults_sq_full(ring) ((void)(ring), false)
+#define urt__faults_stop_reap() false
+#define urt__faults_stack_map() false
+#endif
+
 /* ---- kernel features (probe.c) ----------------------------------------- */
 
 enum {

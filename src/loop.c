@@ -159,7 +159,7 @@ static void reap(struct urt_loop *loop)
     bool fetched = false;
     for (;;) {
         unsigned head = *cq->khead;
-        if (head == io_uring_smp_load_acquire(cq->ktail)) {
+        if (head == io_uring_smp_load_acquire(cq->ktail) || unlikely(urt__faults_stop_reap())) {
             if (fetched || !(IO_URING_READ_ONCE(*loop->ring.sq.kflags) &
                              (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
                 return;
@@ -169,31 +169,39 @@ static void reap(struct urt_loop *loop)
         }
         struct io_uring_cqe cqe = cq->cqes[head & cq->ring_mask];
         io_uring_smp_store_release(cq->khead, head + 1);
+        urt__faults_on_cqe(&cqe);
         complete(loop, &cqe);
     }
 }
 
 /* Submits what is prepared (waiting for wait_nr completions) and reaps.
- * -EBUSY means the CQ is full: reaping makes room.  -EINTR: a signal. */
+ * -EBUSY means the CQ is full: reaping makes room.  -EINTR: a signal.
+ * A failed wait is not waited again here: the reap may have taken the
+ * very completion it was for (the last one in flight, say), and the
+ * callers, which wait in a loop, look at what is left first. */
 static void submit_and_reap(struct urt_loop *loop, unsigned wait_nr)
 {
     for (;;) {
-        int ret = wait_nr ? io_uring_submit_and_wait(&loop->ring, wait_nr)
+        urt__faults_before_submit(&loop->ring);
+        int ret = urt__faults_enter();
+        if (likely(!ret))
+            ret = wait_nr ? io_uring_submit_and_wait(&loop->ring, wait_nr)
                           : io_uring_submit_and_get_events(&loop->ring);
         reap(loop);
-        if (ret >= 0 || (ret != -EBUSY && ret != -EAGAIN && ret != -EINTR)) return;
-        if (ret == -EINTR && wait_nr) return; /* the caller looks again */
+        if (ret >= 0 || wait_nr || (ret != -EBUSY && ret != -EAGAIN && ret != -EINTR)) return;
     }
 }
 
 void urt__sq_reserve(struct urt_loop *loop, unsigned n)
 {
+    if (unlikely(urt__faults_sq_full(&loop->ring))) submit_and_reap(loop, 0);
     while (io_uring_sq_space_left(&loop->ring) < n) submit_and_reap(loop, 0);
 }
 
 struct io_uring_sqe *urt__get_sqe(struct urt_loop *loop)
 {
     struct io_uring_sqe *sqe;
+    if (unlikely(urt__faults_sq_full(&loop->ring))) submit_and_reap(loop, 0);
     while (unlikely(!(sqe = io_uring_get_sqe(&loop->ring))))
         submit_and_reap(loop, 0); /* SQ full: hand the batch over, retry */
     loop->inflight++;
@@ -423,6 +431,7 @@ static void wait_for_work(struct urt_loop *loop)
     if (urt__has(loop, URT__F_EXT_ARG)) {
         struct __kernel_timespec ts = urt__timespec(deadline - now);
         struct io_uring_cqe *cqe;
+        urt__faults_before_submit(&loop->ring);
         io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &ts, NULL);
         reap(loop); /* -ETIME, -EINTR, -EBUSY: the caller looks again */
         return;
