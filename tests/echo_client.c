@@ -3,20 +3,26 @@
  * any echo server): many connections at once, each checking every byte it
  * gets back.
  *
- *   echo_client [-n CONNECTIONS] [-m MESSAGES] [-t SECONDS] HOST:PORT
+ *   echo_client [-n CONNECTIONS] [-m MESSAGES | -d SECONDS] [-t SECONDS] HOST:PORT
  *
  * Defaults: 1000 connections, 20 messages each, 60 s.  Each connection is a
  * task: it connects, waits until every connection is open (so the server
  * really holds all of them at once), then sends its messages one by one and
- * reads each one back whole before the next.  Message sizes (1 byte to
+ * reads each one back whole before the next.  With -d (the soak of
+ * tests/stress/) each connection instead goes on sending and checking
+ * messages for that many seconds, counted from the moment the last one
+ * connected, and -t defaults to 60 s more than -d.  Message sizes (1 byte to
  * 16 KiB) and contents come from a generator seeded with the connection's
  * number, so a run is the same every time and two connections never send
  * the same bytes: data crossed between connections is a mismatch too.
  *
  * Prints "echo_client: N connections, X bytes verified, E errors" and exits
- * 0 only if E is 0 and every connection did all its messages.  Everything
- * stops at the deadline (-t): a server that hangs is an error, not a hung
- * test.
+ * 0 only if E is 0 and every connection did all its messages.  -d adds a
+ * second line, "echo_client: H connections held at once for S s, M
+ * messages, at least K per connection": H were open together when the
+ * sending began, and S s passed before the first of them closed.
+ * Everything stops at the deadline (-t): a server that hangs is an error,
+ * not a hung test.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,16 +41,34 @@
 struct run {
     const char *address;
     unsigned connections, messages;
+    uint64_t duration; /* -d in ns; 0: -m messages per connection */
     uint64_t deadline; /* urt_now() value at which everything gives up */
+    uint64_t start, end; /* of the sending, in -d mode */
+    uint64_t first_close; /* when the first connection closed, after start */
     unsigned connected, finished;
-    unsigned long long verified;
+    unsigned open, held; /* open now; open when the barrier let them go */
+    unsigned long long verified, exchanged;
+    unsigned long long fewest; /* messages of the least busy connection */
     unsigned errors;
+    /* Set when every connection has arrived at the barrier.  An event, not
+     * a poll: ten thousand tasks each waking every few milliseconds would
+     * cost the connecting phase more than the connections do. */
+    urt_event all_in;
 };
+
+/* Errors count as arrivals at the barrier (a connection that failed will
+ * never connect), so both paths check whether it may open. */
+static void check_barrier(struct run *run)
+{
+    if (run->connected + run->errors >= run->connections && !urt_event_is_set(&run->all_in))
+        urt_event_set(&run->all_in);
+}
 
 /* err 0: what says it all (a mismatch, not a failed call). */
 static void error(struct run *run, unsigned conn, const char *what, long err)
 {
     run->errors++;
+    check_barrier(run);
     if (run->errors <= MAX_REPORTED)
         fprintf(stderr, "echo_client: connection %u: %s%s%s\n", conn, what, err ? ": " : "",
                 err ? urt_strerror((int)err) : "");
@@ -65,7 +89,7 @@ static uint64_t next_random(uint64_t *state)
 /* Sizes spread over every scale: the first message is 1 byte and the
  * second the largest, then a random power-of-two range, so small writes
  * (one segment) and large ones (many) both come often. */
-static size_t message_size(uint64_t *state, unsigned i)
+static size_t message_size(uint64_t *state, unsigned long long i)
 {
     if (i == 0)
         return 1;
@@ -103,18 +127,25 @@ static intptr_t client(void *arg)
         return fd;
     }
     run->connected++;
+    run->open++;
+    check_barrier(run);
     /* The barrier: nobody sends until every connection is open (or has
      * failed), so the server holds them all at the same time. */
-    while (run->connected + run->errors < run->connections) {
-        if (time_left(run) == 0) {
-            error(run, c->id, "waiting for the other connections", URT_ETIMEDOUT);
-            ok = 0;
-            break;
-        }
-        urt_sleep_ms(5);
+    int rc = urt_event_wait_timeout(&run->all_in, time_left(run));
+    if (rc < 0) {
+        error(run, c->id, "waiting for the other connections", rc);
+        ok = 0;
+    }
+    /* The first one through starts the clock, so that -d is the time all
+     * of them were held, not counting the time it took to connect them. */
+    if (ok && run->duration && !run->end) {
+        run->held = run->open;
+        run->start = urt_now();
+        run->end = run->start + run->duration;
     }
 
-    for (unsigned i = 0; ok && i < run->messages; i++) {
+    unsigned long long i = 0;
+    for (; ok && (run->duration ? urt_now() < run->end : i < run->messages); i++) {
         size_t len = message_size(&state, i);
         for (size_t k = 0; k < len; k += 8) {
             uint64_t r = next_random(&state);
@@ -141,6 +172,11 @@ static intptr_t client(void *arg)
         }
         run->verified += len;
     }
+    if (ok) {
+        run->exchanged += i;
+        if (i < run->fewest)
+            run->fewest = i;
+    }
     /* Our end of file must come back as the server's: a server that sent
      * more than it got (a duplicated piece) is caught here, and so is one
      * that does not close when its peer does. */
@@ -153,7 +189,10 @@ static intptr_t client(void *arg)
         else if (n < 0)
             error(run, c->id, "waiting for the server to close", n);
     }
+    if (run->start && !run->first_close)
+        run->first_close = urt_now();
     urt_close(fd);
+    run->open--;
     run->finished++;
     return 0;
 }
@@ -179,6 +218,7 @@ static intptr_t main_task(void *arg)
             /* The barrier counts errors as arrivals: the ones never
              * started must count too, or the others would wait for them. */
             run->errors += run->connections - started - 1;
+            check_barrier(run);
             break;
         }
     }
@@ -208,7 +248,8 @@ static int raise_fd_limit(unsigned need)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: echo_client [-n CONNECTIONS] [-m MESSAGES] [-t SECONDS] HOST:PORT\n");
+    fprintf(stderr, "usage: echo_client [-n CONNECTIONS] [-m MESSAGES | -d SECONDS] [-t SECONDS] "
+                    "HOST:PORT\n");
     exit(2);
 }
 
@@ -223,19 +264,24 @@ static unsigned number(const char *s, unsigned max)
 
 int main(int argc, char **argv)
 {
-    struct run run = {.connections = 1000, .messages = 20};
-    unsigned seconds = 60;
-    int opt;
-    while ((opt = getopt(argc, argv, "n:m:t:")) != -1) {
+    struct run run = {.connections = 1000, .messages = 20, .fewest = ~0ull};
+    unsigned seconds = 0, duration = 0;
+    int opt, messages_given = 0;
+    while ((opt = getopt(argc, argv, "n:m:d:t:")) != -1) {
         switch (opt) {
         case 'n': run.connections = number(optarg, 1000000); break;
-        case 'm': run.messages = number(optarg, 1000000); break;
+        case 'm': run.messages = number(optarg, 1000000); messages_given = 1; break;
+        case 'd': duration = number(optarg, 86400); break;
         case 't': seconds = number(optarg, 86400); break;
         default: usage();
         }
     }
-    if (optind != argc - 1)
+    if (optind != argc - 1 || (duration && messages_given))
         usage();
+    if (!seconds)
+        seconds = duration ? duration + 60 : 60;
+    run.duration = duration * URT_NS_PER_S;
+    urt_event_init(&run.all_in);
     run.address = argv[optind];
 
     int rc = raise_fd_limit(run.connections + 32);
@@ -244,7 +290,7 @@ int main(int argc, char **argv)
                 run.connections);
         return 1;
     }
-    run.deadline = urt_now() + seconds * URT_NS_PER_S;
+    run.deadline = urt_now() + (uint64_t)seconds * URT_NS_PER_S;
     rc = urt_run(main_task, &run, NULL);
     if (rc < 0) {
         fprintf(stderr, "echo_client: %s\n", urt_strerror(rc));
@@ -252,5 +298,10 @@ int main(int argc, char **argv)
     }
     printf("echo_client: %u connections, %llu bytes verified, %u errors\n", run.connections,
            run.verified, run.errors);
+    if (duration)
+        printf("echo_client: %u connections held at once for %.1f s, %llu messages, "
+               "at least %llu per connection\n",
+               run.held, run.first_close ? (double)(run.first_close - run.start) / 1e9 : 0.0,
+               run.exchanged, run.fewest == ~0ull ? 0 : run.fewest);
     return run.errors == 0 && run.finished == run.connections ? 0 : 1;
 }
