@@ -165,10 +165,12 @@ static void wake_all(struct urt_loop *loop, urt_waitlist *l, int err)
     }
 }
 
-/* Parks the current task on l, unless a cancellation is pending. */
+/* Parks the current task on l, unless the timeout is 0 (the header's "at
+ * once": no trip through the loop) or a cancellation is pending. */
 static inline int wait_on(struct urt_loop *loop, urt_waitlist *l, struct qwaiter *w,
                           uint64_t timeout_ns)
 {
+    if (timeout_ns == 0) return URT_ETIMEDOUT;
     struct urt__task *self = loop->current;
     if (self->cancel_pending) return urt__deliver_pending_cancel(loop, self);
     return urt__park(loop, urt__waitq_of(l), &w->parked, urt__deadline_of(timeout_ns));
