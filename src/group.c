@@ -94,8 +94,10 @@ void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w)
     }
     free(c);
     if (g->children) return;
+    /* Deferred, as asyncio.TaskGroup's exit is woken by a done callback
+     * and only then runs: two passes after the last child, as gather. */
     if (g->exiting)
-        urt__make_ready(loop, g->owner);
+        urt__make_ready_deferred(loop, g->owner);
     else if (!g->scope)
         group_free(g); /* abandoned by its owner: nobody will exit it */
 }
@@ -187,10 +189,13 @@ int urt_group_exit(urt_group *h, urt_group_error *errors, size_t cap, size_t *ne
         cancel_code = urt__cancel_take(self);
     else if (s->cancelled)
         cancel_code = URT_ECANCELED;
+    else if (s->cut_through)
+        cancel_code = s->cut_through; /* an enclosing timeout's or group's */
+    /* Exiting first: the owner's code is over, so aborting cuts nothing. */
+    g->exiting = true;
     if (cancel_code) urt__group_cancel(loop, g);
 
     if (g->children) {
-        g->exiting = true;
         self->state = URT__WAITING;
         self->wait = URT__WAIT_GROUP;
         self->waiting_on.group = g;

@@ -243,6 +243,10 @@ struct urt__scope {
     bool fired;               /* its deadline passed while it was entered */
     bool delivered;           /* ... and cut off a wait inside it */
     bool cancelled;           /* a cancellation request reached code inside it */
+    /* An enclosing scope's cut reached code inside it: URT_ETIMEDOUT for a
+     * timeout's, URT_ECANCELED for an aborting group's; 0: none.  Set on
+     * each scope it went through, so not passed outward at the leave. */
+    int cut_through;
 };
 
 struct urt__op;
@@ -336,6 +340,15 @@ void urt__task_cut(struct urt_loop *loop, struct urt__task *t, struct urt__scope
 /* Takes the task's pending cancellation: the code its suspension point
  * returns (URT_ECANCELED, or URT_ETIMEDOUT for a scope's deadline, which
  * the scope then reports at its exit). */
+/* The scopes a cut by self->cancel_scope went through, inside it: a task
+ * group among them cancels its children at its exit (asyncio's TaskGroup
+ * sees the CancelledError pass). */
+static inline void urt__mark_cut_through(struct urt__task *self, int code)
+{
+    for (struct urt__scope *s = self->scopes; s && s != self->cancel_scope; s = s->outer)
+        s->cut_through = code;
+}
+
 static inline int urt__cancel_take(struct urt__task *self)
 {
     self->cancel_pending = false;
@@ -343,6 +356,7 @@ static inline int urt__cancel_take(struct urt__task *self)
     if (self->cancel_kind == URT__CANCEL_SCOPE) {
         if (!self->cancel_scope->group) code = URT_ETIMEDOUT;
         self->cancel_scope->delivered = true;
+        urt__mark_cut_through(self, code);
     } else if (self->scopes) {
         self->scopes->cancelled = true; /* for a group's exit */
     }

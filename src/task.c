@@ -406,10 +406,17 @@ int urt__cancel_passed(struct urt__task *self, int result)
     struct urt__scope *s = self->cancel_scope;
     self->cancel_kind = URT__CANCEL_NONE;
     self->cancel_scope = NULL;
-    if (kind == URT__CANCEL_REQUEST && self->scopes) self->scopes->cancelled = true;
-    if (kind != URT__CANCEL_SCOPE) return result;
+    /* Only a cancellation that came out of the wait reached the code after
+     * it: one the awaited task handled, returning a value, is spent, as in
+     * asyncio, where the awaiter never sees a CancelledError then. */
+    bool came_out = result == URT_ECANCELED;
+    if (kind == URT__CANCEL_REQUEST && self->scopes && came_out) self->scopes->cancelled = true;
+    if (kind != URT__CANCEL_SCOPE || !came_out) return result;
     s->delivered = true;
-    return result == URT_ECANCELED && !s->group ? URT_ETIMEDOUT : result;
+    self->cancel_scope = s;
+    urt__mark_cut_through(self, s->group ? URT_ECANCELED : URT_ETIMEDOUT);
+    self->cancel_scope = NULL;
+    return s->group ? result : URT_ETIMEDOUT;
 }
 
 /* await and shield: waits for t as waiter w.  A cancellation reaches t

@@ -239,6 +239,123 @@ static void test_group_inside_a_timeout_scope(void **state)
     assert_trace("a end -4001", "b end -4001", "group exit -4002", "scope exit -4002");
 }
 
+/* The deadline of a scope around the group cuts the owner's own code
+ * inside it (not its wait in the exit): the children are cancelled all the
+ * same, as asyncio.TaskGroup sees the CancelledError pass.  Found by the
+ * difftest: the exit waited for the children and returned 0. */
+static intptr_t main_timeout_cuts_body(void *arg)
+{
+    (void)arg;
+    struct job a = JOB("a", 10000, 1);
+    urt_timeout t;
+    urt_group g;
+    EXPECT_EQ(urt_timeout_enter(&t, spaced_ms(10) * MS), 0);
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &a), 0);
+    trace("body slept %d", urt_sleep_ms(10000));
+    trace("group exit %d", urt_group_exit(&g, NULL, 0, NULL));
+    trace("scope exit %d", urt_timeout_exit(&t));
+    return 0;
+}
+
+static void test_group_timeout_cutting_the_body_cancels_children(void **state)
+{
+    (void)state;
+    run_main(main_timeout_cuts_body, NULL);
+    assert_trace("body slept -4002", "a end -4001", "group exit -4002", "scope exit -4002");
+}
+
+static intptr_t absorbs_cancel(void *arg)
+{
+    (void)arg;
+    int rc = urt_sleep_ms(10000);
+    trace("absorbed %d", rc);
+    return 7;
+}
+
+static intptr_t cancels_main_later(void *arg)
+{
+    urt_task *owner = arg;
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(5)), 0);
+    EXPECT_EQ(urt_task_cancel(*owner), 1); /* requested */
+    return 0;
+}
+
+/* The owner is cancelled while it awaits a task that handles the
+ * cancellation and returns a value: the owner never sees URT_ECANCELED,
+ * so the group was not cancelled and exits normally, as in asyncio.
+ * Found by the difftest: the exit cancelled the children. */
+static intptr_t main_absorbed_cancel(void *arg)
+{
+    (void)arg;
+    struct job shorter = JOB("short", 30, 1);
+    urt_task me = urt_task_current(), canceller, absorber;
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &shorter), 0);
+    EXPECT_EQ(urt_task_create(&absorber, absorbs_cancel, NULL), 0);
+    EXPECT_EQ(urt_task_create(&canceller, cancels_main_later, &me), 0);
+    intptr_t v = 0;
+    int rc = urt_task_await(absorber, &v);
+    trace("await %d gives %ld", rc, (long)v);
+    trace("group exit %d", urt_group_exit(&g, NULL, 0, NULL));
+    EXPECT_EQ(urt_task_await(canceller, NULL), 0);
+    EXPECT_EQ(urt_task_release(canceller), 0);
+    EXPECT_EQ(urt_task_release(absorber), 0);
+    urt_task_release(me);
+    return 0;
+}
+
+static void test_group_cancel_the_owner_absorbed_is_no_cancel(void **state)
+{
+    (void)state;
+    run_main(main_absorbed_cancel, NULL);
+    assert_trace("absorbed -4001", "await 0 gives 7", "short end 1", "group exit 0");
+}
+
+static intptr_t ticks(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= 5; i++) {
+        trace("tick %d", i);
+        EXPECT_EQ(urt_yield(), 0);
+    }
+    return 0;
+}
+
+static intptr_t yields_then_ends(void *arg)
+{
+    (void)arg;
+    EXPECT_EQ(urt_yield(), 0);
+    trace("child ends");
+    return 0;
+}
+
+/* The exit returns two passes after the last child ends, as asyncio's
+ * (the child's done callback, then the future __aexit__ awaits): the
+ * Python twin prints tick 1, tick 2, child ends, tick 3, tick 4, exit. */
+static intptr_t main_exit_passes(void *arg)
+{
+    (void)arg;
+    urt_task t;
+    EXPECT_EQ(urt_task_create(&t, ticks, NULL), 0);
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, yields_then_ends, NULL), 0);
+    EXPECT_EQ(urt_group_exit(&g, NULL, 0, NULL), 0);
+    trace("exit");
+    EXPECT_EQ(urt_task_await(t, NULL), 0);
+    EXPECT_EQ(urt_task_release(t), 0);
+    return 0;
+}
+
+static void test_group_exit_returns_in_asyncio_pass(void **state)
+{
+    (void)state;
+    run_main(main_exit_passes, NULL);
+    assert_trace("tick 1", "tick 2", "child ends", "tick 3", "tick 4", "exit", "tick 5");
+}
+
 /* ---- children spawning, nesting ---- */
 
 static urt_group *shared_group;
@@ -368,6 +485,9 @@ int main(void)
         cmocka_unit_test(test_group_cancelled_child_is_no_failure),
         cmocka_unit_test(test_group_cancelled_owner_cancels_children),
         cmocka_unit_test(test_group_inside_a_timeout_scope),
+        cmocka_unit_test(test_group_timeout_cutting_the_body_cancels_children),
+        cmocka_unit_test(test_group_cancel_the_owner_absorbed_is_no_cancel),
+        cmocka_unit_test(test_group_exit_returns_in_asyncio_pass),
         cmocka_unit_test(test_group_children_spawn_and_groups_nest),
         cmocka_unit_test(test_group_rejects_misuse),
     };
