@@ -317,8 +317,9 @@ static inline int urt_sleep_s(uint64_t s)
  * Waits for tasks[0..n-1].
  *
  * Default mode: returns the first error as soon as a task fails (the earliest
- * failure in time), while the other tasks keep running; they are not
- * cancelled.  On success returns 0 with values[i] set to the value of
+ * failure in time; of tasks that had failed before the call, the first in
+ * input order, as asyncio), while the other tasks keep running; they are
+ * not cancelled.  On success returns 0 with values[i] set to the value of
  * tasks[i].  On failure, values[i] is set only for the tasks that had
  * already succeeded.
  *

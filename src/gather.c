@@ -56,20 +56,14 @@ int urt__gather_push_children(struct urt_loop *loop, struct urt__gather *g, size
     return 0;
 }
 
-/* Among children that had already failed when gather was called, the one
- * that failed first. */
-static int earliest_failure(const struct urt__waiter *nodes, size_t n)
+/* Among children that had already failed when gather was called, the
+ * first in input order: asyncio's done callbacks for them run in that
+ * order, and the first to see a failure sets it. */
+static int first_failure(const struct urt__waiter *nodes, size_t n)
 {
-    uint64_t first = UINT64_MAX;
-    int err = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct urt__task *t = nodes[i].target;
-        if (nodes[i].done && URT_IS_ERROR(nodes[i].result) && t->finish_seq < first) {
-            first = t->finish_seq;
-            err = (int)nodes[i].result;
-        }
-    }
-    return err;
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i].done && URT_IS_ERROR(nodes[i].result)) return (int)nodes[i].result;
+    return 0;
 }
 
 static void fill(const struct urt__waiter *nodes, size_t n, intptr_t *values, int *errors)
@@ -118,8 +112,8 @@ int urt_gather(const urt_task *tasks, size_t n, unsigned flags, intptr_t *values
     }
     /* Nothing to wait for, yet no return at once: the done callbacks of
      * asyncio's gather still take their pass, and its awaiter the next. */
-    if (g.remaining == 0 || (!return_exceptions && earliest_failure(nodes, n))) {
-        rc = return_exceptions ? 0 : earliest_failure(nodes, n);
+    if (g.remaining == 0 || (!return_exceptions && first_failure(nodes, n))) {
+        rc = return_exceptions ? 0 : first_failure(nodes, n);
         self->state = URT__READY;
         urt__make_ready_deferred(loop, self);
         urt__suspend(loop);

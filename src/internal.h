@@ -279,7 +279,7 @@ struct urt__task {
     struct urt__scope *cancel_scope; /* the scope whose cut cancel_kind is */
     uint64_t number;     /* N of the default name "Task-N" */
     uint64_t visit_mark; /* cycle search epoch */
-    uint64_t finish_seq; /* order of finishing, for gather's first error */
+    uint64_t finish_seq; /* order of finishing, for as_completed */
     uint32_t slot;
     unsigned char stack_class; /* of the stack it gets when it first runs */
     unsigned char state;
