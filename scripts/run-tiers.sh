@@ -22,19 +22,20 @@ for tier in "$@"; do
     secs=$(($(date +%s) - start))
     # The count lines of the tier; several when it runs several passes
     # (kernels, faults): they are summed.
-    counts=$(grep -E '^[a-z]+: [0-9]+ (passed|executions)|^[a-z]+: .* passed, [0-9]+ failed' "$out" |
+    counts=$(grep -E '^[a-z]+: .*[0-9]+ (passed|executions)' "$out" |
         awk -F': ' '
-            { name = $1; rest = $2 }
-            rest ~ /^[0-9]+ passed, [0-9]+ failed/ {
-                split(rest, w, " "); p[name] += w[1]; f[name] += w[3];
-                if (!(name in seen)) { order[++n] = name; seen[name] = 1 }
+            # "NAME: N passed, M failed" lines of one NAME are summed; any
+            # other count line is shown as it is.
+            $2 ~ /^[0-9]+ passed, [0-9]+ failed/ {
+                split($2, w, " "); p[$1] += w[1]; f[$1] += w[3]
+                if (!($1 in seen)) { order[++n] = $1; seen[$1] = 1 }
                 next
             }
-            { other[name] = rest; if (!(name in seen)) { order[++n] = name; seen[name] = 1 } }
+            { order[++n] = $0; verbatim[n] = 1 }
             END {
                 for (i = 1; i <= n; i++) {
                     k = order[i]
-                    s = (k in other) ? k ": " other[k] : k ": " p[k] " passed, " f[k] " failed"
+                    s = (i in verbatim) ? k : k ": " p[k] " passed, " f[k] " failed"
                     printf "%s%s", (i > 1 ? "; " : ""), s
                 }
             }')
