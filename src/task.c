@@ -311,6 +311,61 @@ static void mark_cancel(struct urt__task *t, unsigned char kind, struct urt__sco
     t->cancel_scope = scope;
 }
 
+/* One step of cancel_walk: cancels t, or passes the cancellation on to
+ * what t waits for by pushing it on the walk's stack. */
+static void cancel_one(struct urt_loop *loop, struct urt__task *t, bool is_first,
+                       unsigned char kind, struct urt__scope *scope, size_t *len)
+{
+    if (is_first)
+        mark_cancel(t, kind, scope);
+    else
+        mark_cancel(t, URT__CANCEL_REQUEST, NULL);
+    if (t->state != URT__WAITING) {
+        t->cancel_pending = true;
+        return;
+    }
+    switch (t->wait) {
+    case URT__WAIT_OP:
+        t->cancel_pending = true;
+        urt__op_cancel(loop, t->waiting_on.op);
+        break;
+    case URT__WAIT_PARKED:
+        t->cancel_pending = true;
+        urt__park_cancel(loop, t->waiting_on.parked);
+        break;
+    case URT__WAIT_GROUP:
+        /* As asyncio's TaskGroup: the children are cancelled, and the
+         * exit goes on waiting for them. */
+        urt__group_cancel(loop, t->waiting_on.group);
+        break;
+    case URT__WAIT_SET:
+        /* asyncio.wait's tasks are not the waiter's to cancel. */
+        t->cancel_pending = true;
+        t->waiting_on.gather->woken = true;
+        urt__make_ready(loop, t);
+        break;
+    case URT__WAIT_SHIELD: {
+        /* The shielded task is not told: only the wait ends. */
+        struct urt__waiter *w = t->waiting_on.waiter;
+        t->cancel_pending = true;
+        urt__waiter_unlink(w->target, w);
+        urt__make_ready(loop, t);
+        break;
+    }
+    case URT__WAIT_TASK:
+        if (urt__search_push(loop, len, t->waiting_on.task)) t->cancel_pending = true;
+        break;
+    case URT__WAIT_GATHER:
+        t->waiting_on.gather->cancel_requested = true;
+        if (urt__gather_push_children(loop, t->waiting_on.gather, len))
+            t->cancel_pending = true;
+        break;
+    default:
+        t->cancel_pending = true;
+        break;
+    }
+}
+
 /*
  * Cancellation follows asyncio's Task.cancel: a task waiting on another task
  * or on a gather passes the request on to what it waits for and keeps
@@ -322,64 +377,14 @@ static void mark_cancel(struct urt__task *t, unsigned char kind, struct urt__sco
 static void cancel_walk(struct urt_loop *loop, struct urt__task *first, unsigned char kind,
                         struct urt__scope *scope)
 {
+    /* first is not pushed: with no memory for the walk's stack it is still
+     * cancelled, which is what matters most (a parked task would otherwise
+     * keep waiting with the cancellation pending).  The tasks it passes the
+     * cancellation on to need the stack. */
     size_t len = 0;
-    if (urt__search_push(loop, &len, first)) {
-        if (first->state == URT__DONE) return;
-        first->cancel_pending = true;
-        mark_cancel(first, kind, scope);
-        return;
-    }
-    while (len) {
-        struct urt__task *t = loop->search[--len];
-        if (t->state == URT__DONE) continue;
-        if (t == first)
-            mark_cancel(t, kind, scope);
-        else
-            mark_cancel(t, URT__CANCEL_REQUEST, NULL);
-        if (t->state != URT__WAITING) {
-            t->cancel_pending = true;
-            continue;
-        }
-        switch (t->wait) {
-        case URT__WAIT_OP:
-            t->cancel_pending = true;
-            urt__op_cancel(loop, t->waiting_on.op);
-            break;
-        case URT__WAIT_PARKED:
-            t->cancel_pending = true;
-            urt__park_cancel(loop, t->waiting_on.parked);
-            break;
-        case URT__WAIT_GROUP:
-            /* As asyncio's TaskGroup: the children are cancelled, and the
-             * exit goes on waiting for them. */
-            urt__group_cancel(loop, t->waiting_on.group);
-            break;
-        case URT__WAIT_SET:
-            /* asyncio.wait's tasks are not the waiter's to cancel. */
-            t->cancel_pending = true;
-            t->waiting_on.gather->woken = true;
-            urt__make_ready(loop, t);
-            break;
-        case URT__WAIT_SHIELD: {
-            /* The shielded task is not told: only the wait ends. */
-            struct urt__waiter *w = t->waiting_on.waiter;
-            t->cancel_pending = true;
-            urt__waiter_unlink(w->target, w);
-            urt__make_ready(loop, t);
-            break;
-        }
-        case URT__WAIT_TASK:
-            if (urt__search_push(loop, &len, t->waiting_on.task)) t->cancel_pending = true;
-            break;
-        case URT__WAIT_GATHER:
-            t->waiting_on.gather->cancel_requested = true;
-            if (urt__gather_push_children(loop, t->waiting_on.gather, &len))
-                t->cancel_pending = true;
-            break;
-        default:
-            t->cancel_pending = true;
-            break;
-        }
+    for (struct urt__task *t = first;; t = loop->search[--len]) {
+        if (t->state != URT__DONE) cancel_one(loop, t, t == first, kind, scope, &len);
+        if (!len) break;
     }
 }
 
