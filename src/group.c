@@ -96,8 +96,10 @@ void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w)
     if (g->children) return;
     /* Deferred, as asyncio.TaskGroup's exit is woken by a done callback
      * and only then runs: two passes after the last child, as gather. */
-    if (g->exiting)
-        urt__make_ready_deferred(loop, g->owner);
+    if (g->exiting) {
+        /* Not twice: a child spawned late may end before the owner runs. */
+        if (g->owner->state == URT__WAITING) urt__make_ready_deferred(loop, g->owner);
+    }
     else if (!g->scope)
         group_free(g); /* abandoned by its owner: nobody will exit it */
 }
@@ -195,7 +197,10 @@ int urt_group_exit(urt_group *h, urt_group_error *errors, size_t cap, size_t *ne
     g->exiting = true;
     if (cancel_code) urt__group_cancel(loop, g);
 
-    if (g->children) {
+    /* A loop: between the last child's end and the owner's turn to run,
+     * another task may spawn into the group, and the exit waits for that
+     * child too (it would otherwise end in a group already freed). */
+    while (g->children) {
         self->state = URT__WAITING;
         self->wait = URT__WAIT_GROUP;
         self->waiting_on.group = g;
@@ -205,6 +210,7 @@ int urt_group_exit(urt_group *h, urt_group_error *errors, size_t cap, size_t *ne
             cancel_code = urt__cancel_take(self); /* after the last child ended */
         else if (self->cancel_kind != URT__CANCEL_NONE)
             cancel_code = urt__cancel_passed(self, URT_ECANCELED); /* while waiting */
+        if (cancel_code && g->children) urt__group_cancel(loop, g); /* the late ones */
     }
     if (nerrors) *nerrors = g->nerrors + g->errors_lost;
     size_t copied = cap < g->nerrors ? cap : g->nerrors;

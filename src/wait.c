@@ -79,6 +79,7 @@ static int wait_set(struct urt_loop *loop, const urt_task *tasks, size_t n, int 
         /* Our own deadline is no error: the caller learns what is done. */
         if (deadline && urt_timeout_exit(&scope) == URT_ETIMEDOUT && rc == URT_ETIMEDOUT) rc = 0;
         if (rc) goto out;
+        ndone = 0; /* the ones done before the call are among them */
         for (size_t i = 0; i < n; i++) ndone += nodes[i].done;
     }
     if (done)

@@ -356,6 +356,50 @@ static void test_group_exit_returns_in_asyncio_pass(void **state)
     assert_trace("tick 1", "tick 2", "child ends", "tick 3", "tick 4", "exit", "tick 5");
 }
 
+/* A task outside the group spawns into it after its last child ended,
+ * while the owner, woken in the exit, has not run yet: the exit waits for
+ * that child too, and that child may end before the owner runs, without
+ * waking it twice.  Found by the fuzzer (a use after free of the group). */
+static urt_group *late_group;
+static urt_task first_child;
+
+static intptr_t ends_at_once(void *arg)
+{
+    trace("%s ends", (const char *)arg);
+    return 0;
+}
+
+static intptr_t spawns_late(void *arg)
+{
+    (void)arg;
+    while (urt_task_done(first_child) != 1) EXPECT_EQ(urt_yield(), 0);
+    EXPECT_EQ(urt_group_spawn(late_group, NULL, ends_at_once, "late"), 0);
+    return 0;
+}
+
+static intptr_t main_late_spawn(void *arg)
+{
+    (void)arg;
+    urt_group g;
+    late_group = &g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, &first_child, ends_at_once, "first"), 0);
+    urt_task spawner;
+    EXPECT_EQ(urt_task_create(&spawner, spawns_late, NULL), 0);
+    trace("exit %d", urt_group_exit(&g, NULL, 0, NULL));
+    EXPECT_EQ(urt_task_await(spawner, NULL), 0);
+    EXPECT_EQ(urt_task_release(spawner), 0);
+    EXPECT_EQ(urt_task_release(first_child), 0);
+    return 0;
+}
+
+static void test_group_exit_waits_for_a_child_spawned_after_the_last_ended(void **state)
+{
+    (void)state;
+    run_main(main_late_spawn, NULL);
+    assert_trace("first ends", "late ends", "exit 0");
+}
+
 /* ---- children spawning, nesting ---- */
 
 static urt_group *shared_group;
@@ -488,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_group_timeout_cutting_the_body_cancels_children),
         cmocka_unit_test(test_group_cancel_the_owner_absorbed_is_no_cancel),
         cmocka_unit_test(test_group_exit_returns_in_asyncio_pass),
+        cmocka_unit_test(test_group_exit_waits_for_a_child_spawned_after_the_last_ended),
         cmocka_unit_test(test_group_children_spawn_and_groups_nest),
         cmocka_unit_test(test_group_rejects_misuse),
     };

@@ -340,10 +340,35 @@ static void test_as_completed_timeout_leaves_the_rest_running(void **state)
     assert_trace("fast end 2", "next -4002", "slow end 1");
 }
 
+/* The count urt_wait returns after waiting includes the tasks done before
+ * the call once, not twice (found by the fuzzer: 3 of 2 tasks). */
+static intptr_t main_count_after_waiting(void *arg)
+{
+    (void)arg;
+    struct job jobs[2] = {JOB("early", 0, 1), JOB("late", 5, 2)};
+    urt_task t[2];
+    create_jobs(t, jobs, 2);
+    while (urt_task_done(t[0]) != 1) EXPECT_EQ(urt_yield(), 0); /* late still sleeps */
+    EXPECT_EQ(urt_task_done(t[1]), 0);
+    unsigned char done[2] = {9, 9};
+    EXPECT_EQ(urt_wait(t, 2, URT_ALL_COMPLETED, URT_NO_TIMEOUT, done), 2);
+    EXPECT_EQ(done[0], 1);
+    EXPECT_EQ(done[1], 1);
+    await_and_release(t, 2);
+    return 0;
+}
+
+static void test_wait_counts_tasks_done_before_the_call_once(void **state)
+{
+    (void)state;
+    run_main(main_count_after_waiting, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wait_each_mode),
+        cmocka_unit_test(test_wait_counts_tasks_done_before_the_call_once),
         cmocka_unit_test(test_wait_first_exception_ignores_a_cancelled_task),
         cmocka_unit_test(test_wait_timeout_reports_pending_without_cancelling),
         cmocka_unit_test(test_wait_cancelled_waiter_leaves_the_tasks_running),
