@@ -280,7 +280,7 @@ build/asan/tests/echo_client: tests/echo_client.c build/asan/liburt.a
 # that does not compile fails as "not built" while the others still run, and
 # a failed tier does not stop the next ones, so one CI run shows everything
 # that is wrong.
-TIERS := unit asan tsan kernels valgrind symbols examples faults difftest stress bench
+TIERS := unit asan tsan kernels valgrind symbols examples faults difftest fuzz stress bench
 FUZZ_TIER := 10/12
 STRESS_TIER := 11/12
 

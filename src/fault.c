@@ -33,14 +33,15 @@
 #undef calloc
 #undef realloc
 
-/* Results replaced when their CQE arrives, by user_data.  A full table
- * only means fewer faults. */
+/* Results replaced when their CQE arrives, by user_data.  While the table
+ * is full no op is made to fail. */
 #define PENDING_MAX 256
 
 /* One generator per site: the faults of the I/O ops then follow from the
  * seed and the order of the ops alone, however often the loop happened to
  * enter the kernel or reap in between. */
 #define SITES 7
+_Static_assert(URT__FAULT_ALL == (1u << SITES) - 1, "a generator per site of internal.h");
 
 static __thread struct {
     bool armed;
@@ -197,7 +198,6 @@ static bool callers_op(const struct io_uring_sqe *sqe)
 
 static void remember(uint64_t user_data, int res)
 {
-    if (plan.npending == PENDING_MAX) return;
     plan.pending[plan.npending].user_data = user_data;
     plan.pending[plan.npending].res = res;
     plan.npending++;
@@ -232,7 +232,8 @@ void urt__faults_before_submit(struct io_uring *ring)
         struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
         if (!callers_op(sqe) || sqe->flags & IOSQE_CQE_SKIP_SUCCESS) continue;
         int err;
-        if (urt__fault(URT__FAULT_ERROR) && (err = error_for(sqe->opcode))) {
+        if (plan.npending < PENDING_MAX && urt__fault(URT__FAULT_ERROR) &&
+            (err = error_for(sqe->opcode))) {
             inject_error(sqe, err);
         } else if (can_be_short(sqe) && urt__fault(URT__FAULT_SHORT)) {
             unsigned len = 1 + (unsigned)(next_random(site_index(URT__FAULT_SHORT)) % (sqe->len - 1));
