@@ -24,6 +24,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -180,6 +181,37 @@ int urt__io_on(struct urt_loop *loop, const struct urt__io *io)
 
 /* ---- readiness ----------------------------------------------------------- */
 
+#define ALWAYS_REPORTED (POLLERR | POLLHUP | POLLNVAL)
+
+/*
+ * Waits for events on fd through an epoll instance that watches only them.
+ * io_uring polls for POLLRDHUP whatever is asked, and once the peer has shut
+ * down its side that event stays up: a poll for POLLOUT on a full socket
+ * would then complete at once, again and again, with nothing asked for.
+ * The epoll fd is readable exactly when fd has one of the events.
+ */
+static int poll_through_epoll(int fd, short events, uint64_t deadline)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) return -errno;
+    struct epoll_event watch = {.events = (uint32_t)(unsigned short)events};
+    int res = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &watch) == 0 ? 0 : -errno;
+    while (res == 0) {
+        struct urt__io io = {
+            .prep = prep_poll, .fd = ep, .u.poll.events = POLLIN, .deadline = deadline,
+        };
+        res = urt__io(&io);
+        if (res <= 0) break;
+        struct epoll_event got;
+        /* 0: the events went again before we looked; wait on. */
+        res = epoll_wait(ep, &got, 1, 0) == 1 ? (int)(got.events & ((unsigned short)events |
+                                                                     ALWAYS_REPORTED))
+                                              : 0;
+    }
+    close(ep);
+    return res;
+}
+
 int urt_poll_timeout(int fd, short events, uint64_t timeout_ns)
 {
     if (fd < 0) return -EBADF;
@@ -194,9 +226,11 @@ int urt_poll_timeout(int fd, short events, uint64_t timeout_ns)
         if (served) return res;
     }
     int res = urt__io(&io);
+    if (res <= 0) return res;
     /* io_uring reports every event the file has (POLLRDHUP unasked);
      * poll(2) reports those asked for and the ones always reported. */
-    return res > 0 ? res & (events | POLLERR | POLLHUP | POLLNVAL) : res;
+    int asked = res & (events | ALWAYS_REPORTED);
+    return asked ? asked : poll_through_epoll(fd, events, io.deadline);
 }
 
 int urt_poll(int fd, short events)

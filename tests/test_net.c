@@ -3257,6 +3257,55 @@ static void valgrind_forget_closed_fds(void)
         if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && dup2(0, fd) == fd) close(fd);
 }
 
+/* A peer that has shut down its side raises POLLRDHUP for good, and
+ * io_uring polls for it whatever is asked: urt_poll(POLLOUT) on a full
+ * socket returned 0 at once (found by the fuzzer), and a loop waiting for
+ * room would spin.  It must wait until there is room, as poll(2) does. */
+struct drain {
+    int fd;
+    size_t got;
+};
+
+static intptr_t drains_later(void *arg)
+{
+    struct drain *d = arg;
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(40)), 0);
+    char buf[4096];
+    for (ssize_t n; (n = recv(d->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0;) d->got += (size_t)n;
+    return 0;
+}
+
+static intptr_t main_pollout_after_peer_shutdown(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    char block[4096] = {0};
+    size_t sent = 0;
+    for (ssize_t n; (n = send(sv[0], block, sizeof block, MSG_DONTWAIT)) > 0;) sent += (size_t)n;
+    EXPECT_EQ(shutdown(sv[1], SHUT_WR), 0);
+    uint64_t start = urt_now();
+    EXPECT_EQ(urt_poll_timeout(sv[0], POLLOUT, spaced_ms(20) * URT_NS_PER_MS), URT_ETIMEDOUT);
+    EXPECT(urt_now() - start >= spaced_ms(20) * URT_NS_PER_MS);
+    struct drain d = {.fd = sv[1]};
+    urt_task t;
+    EXPECT_EQ(urt_task_create(&t, drains_later, &d), 0);
+    int rc = urt_poll(sv[0], POLLOUT);
+    EXPECT(rc > 0 && (rc & POLLOUT));
+    EXPECT_EQ(urt_task_await(t, NULL), 0);
+    EXPECT_EQ(urt_task_release(t), 0);
+    EXPECT(d.got > 0 && d.got <= sent);
+    EXPECT_EQ(urt_close(sv[0]), 0);
+    EXPECT_EQ(urt_close(sv[1]), 0);
+    return 0;
+}
+
+static void test_poll_for_room_waits_after_peer_shut_down(void **state)
+{
+    (void)state;
+    run_main(main_pollout_after_peer_shutdown, NULL);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, clear_kmask)
 
 int main(int argc, char **argv)
@@ -3269,6 +3318,7 @@ int main(int argc, char **argv)
         T(test_socket_and_connect_by_hand),
         T(test_sendmsg_recvmsg_with_two_iovecs),
         T(test_shutdown_as_shutdown2),
+        T(test_poll_for_room_waits_after_peer_shut_down),
         T(test_zero_length_send_and_recv),
         T(test_bad_hostport_strings_are_einval),
         T(test_tcp_connect_resolves_host_name_on_every_kernel),

@@ -1401,14 +1401,6 @@ static int op_poll(struct rec *r)
     wait_begin(r, t);
     int rc = t == NO ? urt_poll(E->fd, ev) : urt_poll_timeout(E->fd, ev, t);
     wait_end(r);
-    /* KNOWN BUG: io_uring always polls for POLLRDHUP too, so once the peer
-     * has shut down writing, a poll for POLLOUT on an fd that is not
-     * writable completes with POLLRDHUP alone, and urt_poll, masking it off
-     * as poll(2) would, returns 0 at once instead of waiting (src/io.c,
-     * urt_poll_timeout).  Corpus input known-bug-poll-rdhup. */
-    if (avoid_known_bugs && rc == 0 && ev == POLLOUT &&
-        (G.ends[e ^ 1].shut_wr || G.ends[e ^ 1].closing || E->shut_rd))
-        return 0;
     CHECK(rc > 0 || rc == URT_ECANCELED || (rc == URT_ETIMEDOUT && timed_out_ok(r, t, t0)) ||
               (rc == -EBADF && E->closing),
           "urt_poll: %d", rc);
