@@ -589,6 +589,14 @@ static inline void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
     loop->ready_len++;
 }
 
+/* Whether t's wait can be part of a cycle.  An owner woken in its group's
+ * exit still counts as waiting there until it runs: a child spawned
+ * meanwhile sends it back to waiting (group.c). */
+static inline bool urt__waits_on_others(const struct urt__task *t)
+{
+    return t->state == URT__WAITING || (t->state == URT__READY && t->wait == URT__WAIT_GROUP);
+}
+
 /* Makes t ready the way an asyncio future's done callback does: the
  * callback runs in the next pass of the loop and only then schedules t,
  * so t runs one pass after it would with urt__make_ready. */

@@ -279,7 +279,7 @@ int urt__search_push(struct urt_loop *loop, size_t *len, struct urt__task *t)
  * children. */
 static int push_awaited(struct urt_loop *loop, size_t *len, struct urt__task *t)
 {
-    if (t->state != URT__WAITING) return 0;
+    if (!urt__waits_on_others(t)) return 0;
     if (t->wait == URT__WAIT_TASK) return urt__search_push(loop, len, t->waiting_on.task);
     if (t->wait == URT__WAIT_SHIELD)
         return urt__search_push(loop, len, t->waiting_on.waiter->target);
@@ -474,7 +474,7 @@ static int await_as(urt_task handle, intptr_t *value, unsigned char wait)
     if (t->state == URT__DONE) return urt__outcome(t->result, value);
     /* Only a waiting task can be part of a cycle.  A shield cuts the
      * cancellation's path, not the waiting's. */
-    if (t->state == URT__WAITING && urt__would_deadlock(loop, self, t)) return -EDEADLK;
+    if (urt__waits_on_others(t) && urt__would_deadlock(loop, self, t)) return -EDEADLK;
     return wait_task(loop, t, wait, value);
 }
 
