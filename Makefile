@@ -390,7 +390,7 @@ test-faults:
 	done; exit $$status
 
 # make stress's part: many more seeds, the figure for the README.
-STRESS_FAULT_SEEDS ?= 5000
+STRESS_FAULT_SEEDS ?= 2500
 stress-faults: SHELL := /bin/bash
 stress-faults:
 	@$(MAKE) $(SUB) build/faults/tests/test_fault
