@@ -95,13 +95,13 @@ void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w)
     free(c);
     if (g->children) return;
     /* Deferred, as asyncio.TaskGroup's exit is woken by a done callback
-     * and only then runs: two passes after the last child, as gather. */
+     * and only then runs: two passes after the last child, as gather.  Not
+     * twice: a child spawned late may end before the owner runs. */
     if (g->exiting) {
-        /* Not twice: a child spawned late may end before the owner runs. */
         if (g->owner->state == URT__WAITING) urt__make_ready_deferred(loop, g->owner);
-    }
-    else if (!g->scope)
+    } else if (!g->scope) {
         group_free(g); /* abandoned by its owner: nobody will exit it */
+    }
 }
 
 int urt__group_push_children(struct urt_loop *loop, struct urt__group *g, size_t *len)
