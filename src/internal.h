@@ -450,7 +450,6 @@ struct urt__op {
     bool is_timeout;       /* cancelled with TIMEOUT_REMOVE, not ASYNC_CANCEL */
     bool no_cancel;        /* close: finishes by itself, promptly */
     bool fd_closed;        /* cancelled by urt_close of its fd */
-    bool takes_bytes;      /* a read or recv: read-ahead must not start under it */
     int fd;                /* in the fd table while pending, or -1 */
     struct urt__op *fd_prev, *fd_next;
     struct __kernel_timespec ts;
