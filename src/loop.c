@@ -153,16 +153,17 @@ static bool cq_has_work(struct urt_loop *loop)
  * Completions the kernel holds back (overflow, or DEFER_TASKRUN's pending
  * work) are fetched once when the ring runs dry.
  */
-static void reap(struct urt_loop *loop)
+static unsigned reap(struct urt_loop *loop)
 {
     struct io_uring_cq *cq = &loop->ring.cq;
     bool fetched = false;
+    unsigned taken = 0;
     for (;;) {
         unsigned head = *cq->khead;
         if (head == io_uring_smp_load_acquire(cq->ktail) || unlikely(urt__faults_stop_reap())) {
             if (fetched || !(IO_URING_READ_ONCE(*loop->ring.sq.kflags) &
                              (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
-                return;
+                return taken;
             io_uring_get_events(&loop->ring);
             fetched = true;
             continue;
@@ -171,14 +172,15 @@ static void reap(struct urt_loop *loop)
         io_uring_smp_store_release(cq->khead, head + 1);
         urt__faults_on_cqe(&cqe);
         complete(loop, &cqe);
+        taken++;
     }
 }
 
 /* Submits what is prepared (waiting for wait_nr completions) and reaps.
  * -EBUSY means the CQ is full: reaping makes room.  -EINTR: a signal.
- * A failed wait is not waited again here: the reap may have taken the
- * very completion it was for (the last one in flight, say), and the
- * callers, which wait in a loop, look at what is left first. */
+ * A failed wait that reaped something is not waited again here: what it
+ * reaped may be the very completion it was for (the last one in flight,
+ * say), and the callers, which wait in a loop, look at what is left. */
 static void submit_and_reap(struct urt_loop *loop, unsigned wait_nr)
 {
     for (;;) {
@@ -187,8 +189,9 @@ static void submit_and_reap(struct urt_loop *loop, unsigned wait_nr)
         if (likely(!ret))
             ret = wait_nr ? io_uring_submit_and_wait(&loop->ring, wait_nr)
                           : io_uring_submit_and_get_events(&loop->ring);
-        reap(loop);
-        if (ret >= 0 || wait_nr || (ret != -EBUSY && ret != -EAGAIN && ret != -EINTR)) return;
+        unsigned taken = reap(loop);
+        if (ret >= 0 || (ret != -EBUSY && ret != -EAGAIN && ret != -EINTR)) return;
+        if (wait_nr && (ret == -EINTR || taken)) return; /* the caller looks again */
     }
 }
 
