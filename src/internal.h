@@ -450,8 +450,10 @@ struct urt__op {
     bool is_timeout;       /* cancelled with TIMEOUT_REMOVE, not ASYNC_CANCEL */
     bool no_cancel;        /* close: finishes by itself, promptly */
     bool fd_closed;        /* cancelled by urt_close of its fd */
+    bool retry_cancel;     /* in loop->cancel_retry: its cancel may have missed */
     int fd;                /* in the fd table while pending, or -1 */
     struct urt__op *fd_prev, *fd_next;
+    struct urt__op *retry_prev, *retry_next;
     struct __kernel_timespec ts;
 };
 
@@ -543,6 +545,12 @@ struct urt_loop {
      * whether it is in flight (loop.c). */
     uint64_t wake_deadline;
     struct urt__op *wake_timer;
+    /* Ops asked to cancel that have not ended, and the timer that asks
+     * again, at a delay that doubles up to a limit (loop.c). */
+    struct urt__op *cancel_retry;
+    struct urt__op retry_timer;
+    bool retry_armed;
+    unsigned retry_delay_ms;
     struct urt__pool *pool; /* worker threads for urt_to_thread (thread.c) */
     struct urt__dump *dump; /* urt_task_dump_on_signal's state (introspect.c) */
 
@@ -644,6 +652,9 @@ void urt__fd_unlink(struct urt_loop *loop, struct urt__op *op);
 void urt__fds_destroy(struct urt_loop *loop);
 
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op);
+/* Puts an op whose cancel request is out on the list of those asked again
+ * until they end: a request can miss an op in transit (loop.c). */
+void urt__cancel_watch(struct urt_loop *loop, struct urt__op *op);
 /* Wait queues (waitq.c).  urt__park suspends the current task on q until
  * urt__wake hands it a value (returns 0, the value in p->value), the
  * absolute deadline passes (URT_ETIMEDOUT; 0: none) or the task is

@@ -256,6 +256,8 @@ static void cancel_all_on_fd(struct urt_loop *loop, int fd, struct urt__fd *e)
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
     urt__submit_now(loop);
+    for (struct urt__op *op = e->ops; op; op = op->fd_next)
+        if (!op->handler) urt__cancel_watch(loop, op);
     for (struct urt__op *op = e->ops; op;) {
         if (!op->handler || op->cancel_sent) {
             op = op->fd_next;

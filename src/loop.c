@@ -110,6 +110,14 @@ static int ring_init(struct urt_loop *loop)
     return 0;
 }
 
+static void cancel_unwatch(struct urt_loop *loop, struct urt__op *op)
+{
+    if (op->retry_prev) op->retry_prev->retry_next = op->retry_next;
+    else loop->cancel_retry = op->retry_next;
+    if (op->retry_next) op->retry_next->retry_prev = op->retry_prev;
+    op->retry_cancel = false;
+}
+
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
 {
     uint64_t data = cqe->user_data;
@@ -128,6 +136,7 @@ static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
         op->res = cqe->res;
     if (--op->pending) return;
     op->done = true;
+    if (unlikely(op->retry_cancel)) cancel_unwatch(loop, op);
     /* The op's own task first: a urt_close waiting for this fd's last op
      * must return after the calls it ended, not before.  No task: a
      * parked task's timer, whose task a waker resumed already (waitq.c). */
@@ -352,10 +361,8 @@ int urt__op_wait(struct urt_loop *loop, struct urt__op *op)
  * so the task is ready before the canceller's next suspension, in the same
  * order asyncio would wake it.
  */
-void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
+static void prep_cancel(struct urt_loop *loop, struct urt__op *op)
 {
-    if (op->done || op->cancel_sent || op->no_cancel) return;
-    op->cancel_sent = true;
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
     uint64_t target = (uint64_t)(uintptr_t)op | (op->handler ? URT__UDATA_HANDLER : 0);
     if (op->is_timeout)
@@ -363,7 +370,71 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
     else
         io_uring_prep_cancel64(sqe, target, 0);
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
+}
+
+void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
+{
+    if (op->done || op->cancel_sent || op->no_cancel) return;
+    op->cancel_sent = true;
+    prep_cancel(loop, op);
     submit_and_reap(loop, 0);
+    if (!op->done && !op->handler) urt__cancel_watch(loop, op);
+}
+
+/*
+ * A cancel request can miss its op: one the kernel is moving from its
+ * poll wait-queue to an io-wq worker (a send on a socket that has seen
+ * POLLRDHUP is one) is on neither list for a moment, and the request ends
+ * -ENOENT while the op goes on to block in the worker for good.  So an op
+ * asked to cancel is asked again, after 1 ms, 2, 4 ... up to a second,
+ * until it ends.  The usual op ends within the first request's reap, or
+ * soon after, and leaves the list before the timer fires.
+ */
+#define RETRY_FIRST_MS 1
+#define RETRY_MAX_MS 1000
+
+static void on_retry_timer(struct urt_loop *loop, struct urt__op *timer,
+                           const struct io_uring_cqe *cqe);
+
+static void arm_retry(struct urt_loop *loop)
+{
+    struct urt__op *t = &loop->retry_timer;
+    *t = (struct urt__op){.handler = on_retry_timer, .fd = -1, .is_timeout = true,
+                          .ts = {.tv_sec = loop->retry_delay_ms / 1000,
+                                 .tv_nsec = (long long)(loop->retry_delay_ms % 1000) * 1000000}};
+    struct io_uring_sqe *sqe = urt__get_sqe(loop);
+    io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)t | URT__UDATA_HANDLER);
+    loop->background++;
+    loop->retry_armed = true;
+}
+
+void urt__cancel_watch(struct urt_loop *loop, struct urt__op *op)
+{
+    if (op->retry_cancel) return;
+    op->retry_cancel = true;
+    op->retry_prev = NULL;
+    op->retry_next = loop->cancel_retry;
+    if (loop->cancel_retry) loop->cancel_retry->retry_prev = op;
+    loop->cancel_retry = op;
+    if (!loop->retry_armed) {
+        loop->retry_delay_ms = RETRY_FIRST_MS;
+        arm_retry(loop);
+    }
+}
+
+/* The SQEs go with the turn's others: this runs inside a reap. */
+static void on_retry_timer(struct urt_loop *loop, struct urt__op *timer,
+                           const struct io_uring_cqe *cqe)
+{
+    (void)timer;
+    loop->retry_armed = false;
+    loop->background--;
+    if (cqe->res == -ECANCELED || !loop->cancel_retry) return; /* the loop's end, or all ended */
+    for (struct urt__op *op = loop->cancel_retry; op; op = op->retry_next) prep_cancel(loop, op);
+    loop->retry_delay_ms = loop->retry_delay_ms * 2 < RETRY_MAX_MS ? loop->retry_delay_ms * 2
+                                                                    : RETRY_MAX_MS;
+    arm_retry(loop);
 }
 
 void urt__submit_now(struct urt_loop *loop)
@@ -476,6 +547,7 @@ static void drive(struct urt_loop *loop)
         wait_for_work(loop);
     }
     if (loop->wake_timer) urt__op_cancel(loop, loop->wake_timer);
+    if (loop->retry_armed) urt__op_cancel(loop, &loop->retry_timer);
     /* Multishot accepts and recvs no task will take from any more, and
      * the background reads of the pool and the dump signal. */
     urt__listeners_stop(loop);

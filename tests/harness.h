@@ -138,6 +138,50 @@ static inline int count_mappings(void)
     return n;
 }
 
+/* The text of /proc/self/maps, malloc'd (free it), or NULL. */
+static inline char *read_mappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return NULL;
+    size_t len = 0, cap = 1 << 16;
+    char *text = malloc(cap);
+    for (size_t n; text && (n = fread(text + len, 1, cap - 1 - len, f)) > 0;) {
+        len += n;
+        if (cap - 1 - len == 0) {
+            char *bigger = realloc(text, cap * 2);
+            if (!bigger) free(text);
+            text = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (text) text[len] = 0;
+    return text;
+}
+
+/* When a run left mappings behind, says which: the lines of now that
+ * were not in before (by address range). */
+static inline void print_new_mappings(const char *before)
+{
+    char *now = read_mappings();
+    if (!before || !now) {
+        free(now);
+        return;
+    }
+    for (char *line = now, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end) break;
+        *end = 0;
+        const char *range_end = strchr(line, ' ');
+        size_t range = range_end ? (size_t)(range_end - line) : strlen(line);
+        bool old = false;
+        for (const char *p = before; !old && (p = strstr(p, line)) != NULL; p++)
+            old = (p == before || p[-1] == '\n') && strncmp(p, line, range) == 0;
+        if (!old) print_error("  new mapping: %s\n", line);
+    }
+    free(now);
+}
+
 /* ASan's, TSan's and valgrind's own allocators map memory as they go and keep it,
  * so the mapping count says something only in a plain build; there, every
  * fiber stack and ring must be gone after a run.  Under the sanitizers the
@@ -159,14 +203,18 @@ static inline int run_checked(urt_fn fn, void *arg, intptr_t *value)
 {
     int fds = count_open_fds();
     int maps = count_mappings();
+    char *maps_before = mappings_are_comparable() ? read_mappings() : NULL;
     int rc = urt_run(fn, arg, value);
     assert_int_equal(count_open_fds(), fds);
     if (mappings_are_comparable()) {
         int maps_after = count_mappings();
-        if (maps_after > maps)
+        if (maps_after > maps) {
             print_error("mappings before %d, after %d\n", maps, maps_after);
+            print_new_mappings(maps_before);
+        }
         assert_true(maps_after <= maps);
     }
+    free(maps_before);
     return rc;
 }
 

@@ -1188,18 +1188,6 @@ static int op_send(struct rec *r, bool all)
     struct end *E = &G.ends[e];
     if (!end_usable(e) || E->send_busy) return 0;
     int mode = (m >> 1) & 3;
-    /* KNOWN BUG: once the socket has POLLRDHUP (the peer shut down
-     * writing, or this end reading), a send that has to wait is retried
-     * by io_uring and then run blocking in an io-wq worker; the one
-     * IORING_OP_ASYNC_CANCEL urt sends for it can come back -ENOENT in
-     * between, and urt never sends another (urt__op_cancel ignores the
-     * result), so the cancelled task waits for good (src/loop.c).  Only a
-     * MSG_DONTWAIT send goes on, and op_shutdown gives no socket
-     * POLLRDHUP while a send waits on it.  Corpus input
-     * known-bug-cancel-lost. */
-    if (avoid_known_bugs && (E->shut_rd || G.ends[e ^ 1].shut_wr || G.ends[e ^ 1].closing) &&
-        (all || mode != 1))
-        return 0;
     /* The timeout the call really has: plain send has none, mode 2 always
      * one. */
     uint64_t t = tmo(r, (uint8_t)(m >> 3));
@@ -1332,11 +1320,6 @@ static int op_shutdown(struct rec *r)
     int e = m & 1, how = (m >> 1) % 3;
     struct end *E = &G.ends[e];
     if (!end_usable(e)) return 0;
-    /* KNOWN BUG: see op_send. */
-    if (avoid_known_bugs &&
-        ((how != SHUT_WR && E->send_busy && E->send_waits) ||
-         (how != SHUT_RD && G.ends[e ^ 1].send_busy && G.ends[e ^ 1].send_waits)))
-        return 0;
     if (how != SHUT_WR) E->shut_rd = true;
     if (how != SHUT_RD) E->shut_wr = true;
     wait_begin(r, 0); /* ends by itself: the driver must not call it stuck */
