@@ -451,6 +451,7 @@ struct urt__op {
     bool no_cancel;        /* close: finishes by itself, promptly */
     bool fd_closed;        /* cancelled by urt_close of its fd */
     bool retry_cancel;     /* in loop->cancel_retry: its cancel may have missed */
+    bool takes_bytes;      /* a read or recv: read-ahead must not start under it */
     int fd;                /* in the fd table while pending, or -1 */
     struct urt__op *fd_prev, *fd_next;
     struct urt__op *retry_prev, *retry_next;

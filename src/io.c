@@ -109,7 +109,8 @@ static int submit_and_wait(struct urt_loop *loop, const struct urt__io *io)
     /* An op started while urt_close waits for the fd's last ones would
      * outlive the close: it fails now, as it would a moment later. */
     if (io->fd >= 0 && (size_t)io->fd < loop->fds_cap && loop->fds[io->fd].closing) return -EBADF;
-    struct urt__op op = {.fd = io->fd, .pending = io->deadline ? 2 : 1};
+    struct urt__op op = {.fd = io->fd, .pending = io->deadline ? 2 : 1,
+                         .takes_bytes = io->eagain_events == POLLIN};
     /* A linked pair must reach the kernel together: a flush between the
      * two would submit half a link.  One SQE needs no room set aside. */
     if (io->deadline) urt__sq_reserve(loop, 2);

@@ -12,7 +12,8 @@
  * is asked for per fd, not on by default.
  *
  * Order is kept by one rule: a read goes to the kernel itself only while no
- * multishot recv is live on the fd and nothing is buffered.  The multishot
+ * multishot recv is live on the fd and nothing is buffered, and the
+ * multishot is armed only while no such read is in flight.  The multishot
  * ends on end of file, an error, a full buffer ring (-ENOBUFS: reads then
  * go to the kernel one by one until buffers come back), urt_readahead(fd,
  * 0), and urt_close.
@@ -309,6 +310,17 @@ int urt_readahead(int fd, int enable)
 
 /* ---- reading ------------------------------------------------------------------ */
 
+/* A read of fd that went to the kernel itself (before read-ahead was on,
+ * or while it could not serve) and has not completed: a multishot armed
+ * now would take bytes that belong after the ones that read gets. */
+static bool kernel_read_in_flight(struct urt_loop *loop, int fd)
+{
+    struct urt__fd *e = urt__fd_entry(loop, fd, false);
+    for (struct urt__op *op = e ? e->ops : NULL; op; op = op->fd_next)
+        if (op->takes_bytes) return true;
+    return false;
+}
+
 /* A reader woken to look again may run after another task's urt_close
  * has freed the state: it then finds the fd closed, as read(2) would. */
 static bool still_there(struct urt_loop *loop, int fd, const struct urt__stream *st)
@@ -380,7 +392,8 @@ ssize_t urt__stream_read(struct urt_loop *loop, int fd, const struct iovec *iov,
             return end < 0 ? end : 0;
         }
         if (!st->armed) {
-            if (!st->enabled || !loop->bufs->free || st->closing) {
+            if (!st->enabled || !loop->bufs->free || st->closing ||
+                kernel_read_in_flight(loop, st->fd)) {
                 if (got) return (ssize_t)got;
                 *served = false; /* nothing is or will be buffered: the kernel's turn */
                 return 0;
@@ -408,7 +421,8 @@ int urt__stream_poll(struct urt_loop *loop, int fd, short events, uint64_t deadl
     for (;;) {
         if (st->clen || st->end) return POLLIN;
         if (!st->armed) {
-            if (!st->enabled || !loop->bufs->free || st->closing) {
+            if (!st->enabled || !loop->bufs->free || st->closing ||
+                kernel_read_in_flight(loop, st->fd)) {
                 *served = false;
                 return 0;
             }

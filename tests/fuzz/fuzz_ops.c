@@ -1360,12 +1360,6 @@ static void op_readahead(struct rec *r)
     int e = m & 1, on = (m >> 1) & 1;
     struct end *E = &G.ends[e];
     if (!end_usable(e)) return;
-    /* KNOWN BUG: read-ahead turned on while a task waits in a read of the
-     * fd leaves that read's recv in the kernel beside the multishot, once
-     * something arms it (urt_poll for POLLIN does): each takes some of
-     * the bytes, and the waiting read returns later bytes before earlier
-     * ones (src/readahead.c).  Corpus input known-bug-readahead-reorder. */
-    if (avoid_known_bugs && on && E->recv_busy) return;
     int rc = urt_readahead(E->fd, on);
     CHECK(rc == 0 || rc == 1 || rc == -ENOMEM, "urt_readahead(%d): %d", on, rc);
     if (!on) CHECK(rc == 0 || rc == -ENOMEM, "urt_readahead(0): %d", rc);
