@@ -408,7 +408,11 @@ URT_API int urt_timeout_enter_at(urt_timeout *t, uint64_t deadline);
  * inside it, else 0 (also when the deadline passed but nothing inside was
  * cut: the code finished first, or completed in the same instant, as data
  * wins over a timeout in the I/O calls; a cut that was still to come is
- * dropped).  -EINVAL: t is not the innermost scope of the calling task (not
+ * dropped).  Also 0 when the deadline met a cancellation of the task that
+ * is still counted, as asyncio's Task.cancelling() counts them: one asked
+ * for before the scope's deadline passed, even if code inside handled it
+ * (an awaited task that caught it and returned, say); that cancellation,
+ * not the timeout, is what the cut was.  -EINVAL: t is not the innermost scope of the calling task (not
  * entered, exited already, or entered by another task); URT_ENOLOOP.
  */
 URT_API int urt_timeout_exit(urt_timeout *t);

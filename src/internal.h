@@ -243,6 +243,7 @@ struct urt__scope {
     bool fired;               /* its deadline passed while it was entered */
     bool delivered;           /* ... and cut off a wait inside it */
     bool cancelled;           /* a cancellation request reached code inside it */
+    unsigned requests_at_entry; /* the task's cancel_requests when entered */
     /* An enclosing scope's cut reached code inside it: URT_ETIMEDOUT for a
      * timeout's, URT_ECANCELED for an aborting group's; 0: none.  Set on
      * each scope it went through, so not passed outward at the leave. */
@@ -280,6 +281,10 @@ struct urt__task {
     uint64_t number;     /* N of the default name "Task-N" */
     uint64_t visit_mark; /* cycle search epoch */
     uint64_t finish_seq; /* order of finishing, for as_completed */
+    /* Cancellations asked of it and not taken back (Task.cancelling()):
+     * each request, each deadline that fires on it, each one passed on to
+     * it; a scope's leave takes its own deadline's back. */
+    unsigned cancel_requests;
     uint32_t slot;
     unsigned char stack_class; /* of the stack it gets when it first runs */
     unsigned char state;

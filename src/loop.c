@@ -376,9 +376,11 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
 {
     if (op->done || op->cancel_sent || op->no_cancel) return;
     op->cancel_sent = true;
+    /* An op with a handler may be freed by it in the reap. */
+    bool watch = !op->handler;
     prep_cancel(loop, op);
     submit_and_reap(loop, 0);
-    if (!op->done && !op->handler) urt__cancel_watch(loop, op);
+    if (watch && !op->done) urt__cancel_watch(loop, op);
 }
 
 /*

@@ -147,6 +147,7 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     t->cancel_pending = false;
     t->wake_deferred = false;
     t->cancel_kind = URT__CANCEL_NONE;
+    t->cancel_requests = 0;
     t->cancel_scope = NULL;
     t->scopes = NULL;
     t->released = handle == NULL;
@@ -316,10 +317,12 @@ static void mark_cancel(struct urt__task *t, unsigned char kind, struct urt__sco
 static void cancel_one(struct urt_loop *loop, struct urt__task *t, bool is_first,
                        unsigned char kind, struct urt__scope *scope, size_t *len)
 {
-    if (is_first)
+    if (is_first) {
         mark_cancel(t, kind, scope);
-    else
+    } else {
+        t->cancel_requests++;
         mark_cancel(t, URT__CANCEL_REQUEST, NULL);
+    }
     if (t->state != URT__WAITING) {
         t->cancel_pending = true;
         return;
@@ -390,16 +393,33 @@ static void cancel_walk(struct urt_loop *loop, struct urt__task *first, unsigned
 
 void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t)
 {
+    if (t->state != URT__DONE) t->cancel_requests++;
     cancel_walk(loop, t, URT__CANCEL_REQUEST, NULL);
 }
 
 void urt__task_cut(struct urt_loop *loop, struct urt__task *t, struct urt__scope *s)
 {
     s->fired = true;
-    if (t->state == URT__DONE || t->cancel_kind == URT__CANCEL_REQUEST) return;
+    if (t->state == URT__DONE) return;
+    t->cancel_requests++;
+    if (t->cancel_kind == URT__CANCEL_REQUEST) {
+        /* A cancellation passed on is in flight.  As asyncio's Timeout
+         * calls task.cancel() again: a task still awaiting another cancels
+         * that one again; one the awaited task has woken takes the cut
+         * when it runs; one waiting on anything else is being cancelled
+         * already. */
+        if (t->state == URT__WAITING && t->wait == URT__WAIT_TASK)
+            urt__task_request_cancel(loop, t->waiting_on.task);
+        else if (t->state != URT__WAITING && !t->cancel_pending)
+            cancel_walk(loop, t, URT__CANCEL_SCOPE, s);
+        return;
+    }
     if (t->cancel_kind == URT__CANCEL_SCOPE) {
-        /* One cut at a time: the outer scope's cuts off more. */
+        /* One cut at a time: the outer scope's cuts off more.  The task
+         * awaited is cancelled again all the same, as above. */
         if (s->depth < t->cancel_scope->depth) t->cancel_scope = s;
+        if (t->state == URT__WAITING && t->wait == URT__WAIT_TASK)
+            urt__task_request_cancel(loop, t->waiting_on.task);
         return;
     }
     cancel_walk(loop, t, URT__CANCEL_SCOPE, s);

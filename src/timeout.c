@@ -157,6 +157,7 @@ struct urt__scope *urt__scope_enter(struct urt_loop *loop, uint64_t deadline, in
         .task = self,
         .outer = self->scopes,
         .depth = self->scopes ? self->scopes->depth + 1 : 1,
+        .requests_at_entry = self->cancel_requests,
     };
     if ((*err = set_deadline(loop, s, deadline))) {
         urt__scope_free(loop, s);
@@ -172,6 +173,7 @@ void urt__scope_leave(struct urt_loop *loop, struct urt__scope *s)
     self->scopes = s->outer;
     /* A cancellation seen inside was seen inside the enclosing scope too. */
     if (s->cancelled && s->outer) s->outer->cancelled = true;
+    if (s->fired && self->cancel_requests) self->cancel_requests--;
     urt__scope_drop_cut(self, s);
     urt__scope_free(loop, s);
 }
@@ -202,7 +204,11 @@ int urt_timeout_exit(urt_timeout *h)
     struct urt__scope *s = scope_of(loop, h);
     struct urt__task *self = loop->current;
     if (!s || s->group || s->task != self || self->scopes != s) return -EINVAL;
-    int rc = s->delivered ? URT_ETIMEDOUT : 0;
+    /* A deadline that met another cancellation still counted (asked for
+     * before it, or inside the scope and handled there) reports that one,
+     * as asyncio's Timeout does by its task's cancelling() count. */
+    bool outstanding = self->cancel_requests > s->requests_at_entry + 1;
+    int rc = s->delivered && !outstanding ? URT_ETIMEDOUT : 0;
     h->_id = 0;
     h->_flags = s->fired ? FLAG_FIRED : 0;
     urt__scope_leave(loop, s);
