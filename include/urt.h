@@ -412,8 +412,9 @@ URT_API int urt_timeout_enter_at(urt_timeout *t, uint64_t deadline);
  * is still counted, as asyncio's Task.cancelling() counts them: one asked
  * for before the scope's deadline passed, even if code inside handled it
  * (an awaited task that caught it and returned, say); that cancellation,
- * not the timeout, is what the cut was.  -EINVAL: t is not the innermost scope of the calling task (not
- * entered, exited already, or entered by another task); URT_ENOLOOP.
+ * not the timeout, is what the cut was.  -EINVAL: t is not the innermost
+ * scope of the calling task (not entered, exited already, or entered by
+ * another task); URT_ENOLOOP.
  */
 URT_API int urt_timeout_exit(urt_timeout *t);
 

@@ -354,13 +354,6 @@ int urt__op_wait(struct urt_loop *loop, struct urt__op *op)
     return op->res;
 }
 
-/*
- * Asks the kernel to drop an op.  The waiting task stays suspended until the
- * op's own CQE arrives (SEMANTICS 3.3).  The request is submitted and the
- * ring reaped at once: cancelling a timer completes inside io_uring_enter,
- * so the task is ready before the canceller's next suspension, in the same
- * order asyncio would wake it.
- */
 static void prep_cancel(struct urt_loop *loop, struct urt__op *op)
 {
     struct io_uring_sqe *sqe = urt__get_sqe(loop);
@@ -372,6 +365,13 @@ static void prep_cancel(struct urt_loop *loop, struct urt__op *op)
     io_uring_sqe_set_data64(sqe, URT__UDATA_IGNORE);
 }
 
+/*
+ * Asks the kernel to drop an op.  The waiting task stays suspended until the
+ * op's own CQE arrives (SEMANTICS 3.3).  The request is submitted and the
+ * ring reaped at once: cancelling a timer completes inside io_uring_enter,
+ * so the task is ready before the canceller's next suspension, in the same
+ * order asyncio would wake it.
+ */
 void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
 {
     if (op->done || op->cancel_sent || op->no_cancel) return;
