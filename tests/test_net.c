@@ -129,8 +129,8 @@ static void run_under_kmask(urt_fn fn, void *arg)
     trace_reset();
     task_failure[0] = 0;
     int fds = count_open_fds();
-    int maps = count_mappings();
     char *maps_before = mappings_are_comparable() ? read_mappings() : NULL;
+    int maps = count_mappings();
     intptr_t value = -1;
     int rc = urt_run(fn, arg, &value);
     int fds_after = count_open_fds();
