@@ -209,24 +209,48 @@ static inline int mappings_are_comparable(void)
     return !RUNNING_ON_VALGRIND;
 }
 
+/* The mappings before a run, to show after it that the run left none. */
+struct mappings_before {
+    int count;
+    char *text;
+};
+
+static inline struct mappings_before mappings_before_run(void)
+{
+    struct mappings_before m = {0};
+    if (!mappings_are_comparable()) return m;
+    /* Read first: a large copy would be a mapping of its own. */
+    m.text = read_mappings();
+    m.count = count_mappings();
+    return m;
+}
+
+/* True if the run gave back every mapping (always where the count says
+ * nothing); else names the ones it left.  Frees m's copy. */
+static inline bool mappings_given_back(struct mappings_before *m)
+{
+    bool ok = true;
+    if (mappings_are_comparable()) {
+        int after = count_mappings();
+        ok = after <= m->count;
+        if (!ok) {
+            print_error("mappings before %d, after %d\n", m->count, after);
+            print_new_mappings(m->text);
+        }
+    }
+    free(m->text);
+    m->text = NULL;
+    return ok;
+}
+
 /* urt_run() that also asserts the loop gave back every fd and mapping. */
 static inline int run_checked(urt_fn fn, void *arg, intptr_t *value)
 {
     int fds = count_open_fds();
-    /* Read first: a large buffer would be a mapping of its own. */
-    char *maps_before = mappings_are_comparable() ? read_mappings() : NULL;
-    int maps = count_mappings();
+    struct mappings_before maps = mappings_before_run();
     int rc = urt_run(fn, arg, value);
     assert_int_equal(count_open_fds(), fds);
-    if (mappings_are_comparable()) {
-        int maps_after = count_mappings();
-        if (maps_after > maps) {
-            print_error("mappings before %d, after %d\n", maps, maps_after);
-            print_new_mappings(maps_before);
-        }
-        assert_true(maps_after <= maps);
-    }
-    free(maps_before);
+    assert_true(mappings_given_back(&maps));
     return rc;
 }
 

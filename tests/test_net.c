@@ -129,17 +129,14 @@ static void run_under_kmask(urt_fn fn, void *arg)
     trace_reset();
     task_failure[0] = 0;
     int fds = count_open_fds();
-    char *maps_before = mappings_are_comparable() ? read_mappings() : NULL;
-    int maps = count_mappings();
+    struct mappings_before maps = mappings_before_run();
     intptr_t value = -1;
     int rc = urt_run(fn, arg, &value);
     int fds_after = count_open_fds();
-    bool maps_ok = !mappings_are_comparable() || count_mappings() <= maps;
+    bool maps_ok = mappings_given_back(&maps);
     if (rc != 0 || value != 0 || task_failure[0] || fds_after != fds || !maps_ok)
         print_error("under %s: run %d, value %ld, fds %d -> %d%s\n", kmask->name, rc,
                     (long)value, fds, fds_after, maps_ok ? "" : ", mappings left behind");
-    if (!maps_ok) print_new_mappings(maps_before);
-    free(maps_before);
     assert_no_task_failure();
     assert_int_equal(rc, 0);
     assert_int_equal(value, 0);
