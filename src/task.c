@@ -402,27 +402,23 @@ void urt__task_cut(struct urt_loop *loop, struct urt__task *t, struct urt__scope
     s->fired = true;
     if (t->state == URT__DONE) return;
     t->cancel_requests++;
-    if (t->cancel_kind == URT__CANCEL_REQUEST) {
-        /* A cancellation passed on is in flight.  As asyncio's Timeout
-         * calls task.cancel() again: a task still awaiting another cancels
-         * that one again; one the awaited task has woken takes the cut
-         * when it runs; one waiting on anything else is being cancelled
-         * already. */
-        if (t->state == URT__WAITING && t->wait == URT__WAIT_TASK)
-            urt__task_request_cancel(loop, t->waiting_on.task);
-        else if (t->state != URT__WAITING && !t->cancel_pending)
-            cancel_walk(loop, t, URT__CANCEL_SCOPE, s);
+    if (t->cancel_kind == URT__CANCEL_NONE) {
+        cancel_walk(loop, t, URT__CANCEL_SCOPE, s);
         return;
     }
+    /* A cancellation is in flight already.  As asyncio's Timeout calls
+     * task.cancel() again: a task still awaiting another cancels that one
+     * again; one waiting on anything else is being cancelled already. */
+    if (t->state == URT__WAITING && t->wait == URT__WAIT_TASK)
+        urt__task_request_cancel(loop, t->waiting_on.task);
     if (t->cancel_kind == URT__CANCEL_SCOPE) {
-        /* One cut at a time: the outer scope's cuts off more.  The task
-         * awaited is cancelled again all the same, as above. */
+        /* One cut at a time: the outer scope's cuts off more. */
         if (s->depth < t->cancel_scope->depth) t->cancel_scope = s;
-        if (t->state == URT__WAITING && t->wait == URT__WAIT_TASK)
-            urt__task_request_cancel(loop, t->waiting_on.task);
-        return;
+    } else if (t->state != URT__WAITING && !t->cancel_pending) {
+        /* Passed on, and the awaited task has woken it: it takes the cut
+         * when it runs. */
+        cancel_walk(loop, t, URT__CANCEL_SCOPE, s);
     }
-    cancel_walk(loop, t, URT__CANCEL_SCOPE, s);
 }
 
 int urt__cancel_passed(struct urt__task *self, int result)
