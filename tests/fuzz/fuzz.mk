@@ -101,7 +101,7 @@ stress-fuzz:
 
 # -merge=1 keeps the smallest set of inputs with the coverage of them all;
 # the repo's corpus is replaced by it only once the merge succeeded.  The
-# inputs of bugs found, known-bug-* (see fuzz_ops.c's KNOWN BUG notes) and
+# inputs of bugs found, known-bug-* (open; see fuzz_ops.c's header) and
 # fixed-bug-* (regression inputs), stay whatever their coverage, under
 # their names.
 fuzz-corpus-min:
