@@ -412,11 +412,11 @@ stress-faults:
 # `make bench` is the measurement.
 # Random task programs, each run as C against urt and as Python against
 # asyncio: their event traces must be the same (scripts/difftest.py).
-# Two constructs are left out until urt matches asyncio there (the .known
-# programs of tests/difftest/ say how it differs): a task group inside a
-# timeout scope, and deadlines nested around a cancellation still in flight.
+# One construct is left out until urt matches asyncio there (the .known
+# program of tests/difftest/ says how it differs): deadlines nested around
+# a cancellation still in flight.
 DIFFTEST_COUNT ?= 300
-DIFFTEST_WITHOUT ?= group-in-timeout,nested-deadlines
+DIFFTEST_WITHOUT ?= nested-deadlines
 test-difftest:
 	@echo '==== tier 9/12 difftest: the regression corpus and $(DIFFTEST_COUNT) random task programs, urt against asyncio'
 	@python3 scripts/difftest.py -n $(DIFFTEST_COUNT) -s 1 --without $(DIFFTEST_WITHOUT) --out build/difftest

@@ -560,7 +560,19 @@ URT_API void urt_as_completed_end(urt_as_completed *it);
  * timeout scope around the group) that reaches its code inside the group,
  * or its wait in the exit, cancels the children too; the exit still waits
  * for them all, and returns URT_ECANCELED (URT_ETIMEDOUT for a scope's
- * deadline), unless a child failed: as in asyncio, failures win.
+ * deadline), unless a child failed: as in asyncio, failures win.  Such a
+ * cancellation is not lost, though: the owner's next suspension point
+ * returns it (URT_ETIMEDOUT inside a scope whose deadline passed), as with
+ * asyncio's TaskGroup since Python 3.13.  This holds for any cancellation
+ * of the owner still outstanding when the exit reports failures, even one
+ * it handled earlier and went on from.
+ *
+ * The timing is asyncio's, pass for pass.  A group learns that a child
+ * ended one loop pass after the end (TaskGroup's done callback): a failure
+ * aborts the group then, so a task running in between may still spawn into
+ * it, and an exit reached in between waits.  An owner cancelled while it
+ * waits in the exit cancels the children when it next runs, one pass after
+ * the cancel, not at the cancel.
  *
  * The owner must exit its groups in LIFO order with its timeout scopes.  A
  * task that returns without exiting its group has its children cancelled

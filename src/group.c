@@ -94,11 +94,9 @@ void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w)
     }
     free(c);
     if (g->children) return;
-    /* Deferred, as asyncio.TaskGroup's exit is woken by a done callback
-     * and only then runs: two passes after the last child, as gather.  Not
-     * twice: a child spawned late may end before the owner runs. */
+    /* Not twice: a child spawned late may end before the owner runs. */
     if (g->exiting) {
-        if (g->owner->state == URT__WAITING) urt__make_ready_deferred(loop, g->owner);
+        if (g->owner->state == URT__WAITING) urt__make_ready(loop, g->owner);
     } else if (!g->scope) {
         group_free(g); /* abandoned by its owner: nobody will exit it */
     }
@@ -206,20 +204,27 @@ int urt_group_exit(urt_group *h, urt_group_error *errors, size_t cap, size_t *ne
         self->waiting_on.group = g;
         urt__suspend(loop);
         self->wait = URT__WAIT_NONE;
-        if (self->cancel_pending)
-            cancel_code = urt__cancel_take(self); /* after the last child ended */
-        else if (self->cancel_kind != URT__CANCEL_NONE)
-            cancel_code = urt__cancel_passed(self, URT_ECANCELED); /* while waiting */
-        if (cancel_code && g->children) urt__group_cancel(loop, g); /* the late ones */
+        /* Cancelled while waiting (cancel_one wakes the exit), or after
+         * the last child ended: as TaskGroup.__aexit__, which catches the
+         * CancelledError and only now aborts. */
+        if (self->cancel_pending) {
+            cancel_code = urt__cancel_take(self);
+            urt__group_cancel(loop, g);
+        }
     }
     if (nerrors) *nerrors = g->nerrors + g->errors_lost;
     size_t copied = cap < g->nerrors ? cap : g->nerrors;
     if (copied) memcpy(errors, g->errors, copied * sizeof *errors);
     /* As asyncio: the children's failures win over the cancellation. */
-    int rc = g->first_error ? g->first_error : cancel_code;
+    bool failed = g->first_error != 0;
+    int rc = failed ? g->first_error : cancel_code;
     h->_id = 0;
     g->scope = NULL;
     urt__scope_leave(loop, s);
     group_free(g);
+    /* The failures won, but a cancellation from outside the group (one
+     * still counted once the group's own is taken back) must not be lost:
+     * as asyncio's TaskGroup since 3.13, the owner is cancelled again. */
+    if (failed && self->cancel_requests) urt__task_recancel(self);
     return rc;
 }

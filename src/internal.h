@@ -268,6 +268,10 @@ struct urt__task {
     struct urt__stack *stack; /* from its first run until it returns */
     /* Tasks and gathers waiting for this one, in the order they started. */
     struct urt__waiter *waiters_head, *waiters_tail;
+    /* Ended with its group not told yet: the group's node, whose done
+     * callback is due in the next pass (the task is in the ready queue for
+     * it, with wake_deferred set; group.c). */
+    struct urt__waiter *group_callback;
     union {
         struct urt__op *op;
         struct urt__task *task;
@@ -373,6 +377,10 @@ static inline int urt__cancel_take(struct urt__task *self)
  * when what it waited for ended with URT_ECANCELED (URT_ETIMEDOUT for a
  * timeout scope's cut), and forgets the kind. */
 int urt__cancel_passed(struct urt__task *self, int result);
+/* Cancels the running task t again, without counting a new request, for
+ * its next suspension point: a scope's cut if a deadline of its scopes has
+ * fired, else a request. */
+void urt__task_recancel(struct urt__task *t);
 /* Scopes (timeout.c): entered by the current task, with an absolute
  * deadline (UINT64_MAX: none), and left, dropping a cut still pending. */
 struct urt__scope *urt__scope_enter(struct urt_loop *loop, uint64_t deadline, int *err);
@@ -391,6 +399,8 @@ void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w);
 /* Task groups (group.c): a child ended; the owner waiting in the exit is
  * cancelled (its children are); the owner ended inside its group. */
 void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w);
+/* The done callback of an ended task, due this pass (pick_next). */
+void urt__task_run_callback(struct urt_loop *loop, struct urt__task *t);
 void urt__group_cancel(struct urt_loop *loop, struct urt__group *g);
 void urt__group_abandon(struct urt_loop *loop, struct urt__group *g);
 int urt__group_push_children(struct urt_loop *loop, struct urt__group *g, size_t *len);
@@ -590,10 +600,10 @@ static inline struct urt_loop *urt__running(void)
     return loop && loop->current ? loop : NULL;
 }
 
-/* Puts t at the back of the ready queue (FIFO: SEMANTICS 1.3). */
-static inline void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
+/* The ready queue without a change of state: an ended task goes in for its
+ * group's done callback (urt__task_finish). */
+static inline void urt__ready_append(struct urt_loop *loop, struct urt__task *t)
 {
-    if (t->state != URT__NEW) t->state = URT__READY;
     t->next_ready = NULL;
     if (loop->ready_tail)
         loop->ready_tail->next_ready = t;
@@ -601,6 +611,13 @@ static inline void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
         loop->ready_head = t;
     loop->ready_tail = t;
     loop->ready_len++;
+}
+
+/* Puts t at the back of the ready queue (FIFO: SEMANTICS 1.3). */
+static inline void urt__make_ready(struct urt_loop *loop, struct urt__task *t)
+{
+    if (t->state != URT__NEW) t->state = URT__READY;
+    urt__ready_append(loop, t);
 }
 
 /* Whether t's wait can be part of a cycle.  An owner woken in its group's

@@ -257,7 +257,10 @@ __attribute__((noinline)) static struct urt__task *pick_next_slow(struct urt_loo
         loop->turn_left--;
         if (t->wake_deferred) {
             t->wake_deferred = false;
-            urt__make_ready(loop, t); /* the callback's pass: back of the queue */
+            if (t->state == URT__DONE)
+                urt__task_run_callback(loop, t);
+            else
+                urt__make_ready(loop, t); /* the callback's pass: back of the queue */
             continue;
         }
         if (t->state == URT__NEW && t->cancel_pending) {

@@ -146,6 +146,7 @@ int urt__task_spawn(struct urt_loop *loop, urt_task *handle, urt_fn fn, void *ar
     t->wait = URT__WAIT_NONE;
     t->cancel_pending = false;
     t->wake_deferred = false;
+    t->group_callback = NULL;
     t->cancel_kind = URT__CANCEL_NONE;
     t->cancel_requests = 0;
     t->cancel_scope = NULL;
@@ -218,19 +219,33 @@ void urt__task_finish(struct urt_loop *loop, struct urt__task *t, intptr_t resul
         loop->main_task = NULL;
         loop->closing = true;
     }
-    /* Waiters wake in the order they began to wait. */
+    /* Waiters wake in the order they began to wait.  A group learns of
+     * the end as asyncio.TaskGroup does, in a done callback that runs in
+     * the next pass; its node came first (linked at the spawn), so the
+     * callback is queued before the awaiters it would precede. */
     struct urt__waiter *w;
     while ((w = t->waiters_head)) {
         urt__waiter_unlink(t, w);
         w->result = result;
         w->done = true;
-        if (w->gather)
+        if (w->gather) {
             urt__gather_child_done(loop, w);
-        else if (w->group)
-            urt__group_child_done(loop, w); /* may free w */
-        else
+        } else if (w->group) {
+            t->group_callback = w;
+            t->wake_deferred = true;
+            urt__ready_append(loop, t);
+        } else {
             urt__make_ready(loop, w->task);
+        }
     }
+    if (t->released && !t->group_callback) task_free(loop, t);
+}
+
+void urt__task_run_callback(struct urt_loop *loop, struct urt__task *t)
+{
+    struct urt__waiter *w = t->group_callback;
+    t->group_callback = NULL;
+    urt__group_child_done(loop, w); /* may free w */
     if (t->released) task_free(loop, t);
 }
 
@@ -337,9 +352,10 @@ static void cancel_one(struct urt_loop *loop, struct urt__task *t, bool is_first
         urt__park_cancel(loop, t->waiting_on.parked);
         break;
     case URT__WAIT_GROUP:
-        /* As asyncio's TaskGroup: the children are cancelled, and the
-         * exit goes on waiting for them. */
-        urt__group_cancel(loop, t->waiting_on.group);
+        /* As asyncio's TaskGroup: the exit wakes, and only then cancels
+         * the children and goes on waiting for them (group.c). */
+        t->cancel_pending = true;
+        urt__make_ready(loop, t);
         break;
     case URT__WAIT_SET:
         /* asyncio.wait's tasks are not the waiter's to cancel. */
@@ -419,6 +435,16 @@ void urt__task_cut(struct urt_loop *loop, struct urt__task *t, struct urt__scope
          * when it runs. */
         cancel_walk(loop, t, URT__CANCEL_SCOPE, s);
     }
+}
+
+void urt__task_recancel(struct urt__task *t)
+{
+    /* The outermost deadline that fired, if one did: it cuts off most. */
+    struct urt__scope *cut = NULL;
+    for (struct urt__scope *s = t->scopes; s; s = s->outer)
+        if (s->fired) cut = s;
+    mark_cancel(t, cut ? URT__CANCEL_SCOPE : URT__CANCEL_REQUEST, cut);
+    t->cancel_pending = true;
 }
 
 int urt__cancel_passed(struct urt__task *self, int result)
@@ -522,7 +548,7 @@ int urt_task_release(urt_task handle)
     struct urt__task *t = urt__task_lookup(loop, handle);
     if (!t || t->released) return URT_EBADTASK;
     t->released = true;
-    if (t->state == URT__DONE) {
+    if (t->state == URT__DONE && !t->group_callback) {
         task_free(loop, t);
     } else {
         /* The task runs on; only this handle dies. */

@@ -400,6 +400,176 @@ static void test_group_exit_waits_for_a_child_spawned_after_the_last_ended(void 
     assert_trace("first ends", "late ends", "exit 0");
 }
 
+/* ---- the passes asyncio.TaskGroup takes ---- */
+
+static intptr_t starts_then_sleeps(void *arg)
+{
+    trace("%s start", ((struct job *)arg)->name);
+    return job_fn(arg);
+}
+
+static urt_group *exit_group;
+static urt_task exit_owner;
+
+static intptr_t spawns_then_cancels_owner(void *arg)
+{
+    (void)arg;
+    static struct job late = JOB("late", 10000, 2);
+    EXPECT_EQ(urt_group_spawn(exit_group, NULL, starts_then_sleeps, &late), 0);
+    EXPECT_EQ(urt_task_cancel(exit_owner), 1);
+    return 0;
+}
+
+static intptr_t main_cancel_in_exit(void *arg)
+{
+    (void)arg;
+    struct job a = JOB("a", 10000, 1);
+    urt_group g;
+    urt_task helper;
+    exit_group = &g;
+    exit_owner = urt_task_current();
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &a), 0);
+    EXPECT_EQ(urt_task_create(&helper, spawns_then_cancels_owner, NULL), 0);
+    trace("exit %d", urt_group_exit(&g, NULL, 0, NULL));
+    EXPECT_EQ(urt_task_await(helper, NULL), 0);
+    EXPECT_EQ(urt_task_release(helper), 0);
+    EXPECT_EQ(urt_task_release(exit_owner), 0);
+    return 0;
+}
+
+/* The owner cancelled while it waits in the exit cancels the children
+ * when it next runs, as TaskGroup.__aexit__ does when it catches the
+ * CancelledError: a child spawned in the same step as the cancel starts
+ * first.  The Python twin prints the same four lines; before, "late"
+ * was cancelled before it ever ran.  Found by the difftest. */
+static void test_group_cancel_in_exit_reaches_children_when_owner_runs(void **state)
+{
+    (void)state;
+    run_main(main_cancel_in_exit, NULL);
+    assert_trace("late start", "a end -4001", "late end -4001", "exit -4001");
+}
+
+static intptr_t main_exit_in_the_pass_a_child_ended(void *arg)
+{
+    (void)arg;
+    urt_task t;
+    EXPECT_EQ(urt_task_create(&t, ticks, NULL), 0);
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, ends_at_once, "child"), 0);
+    EXPECT_EQ(urt_yield(), 0); /* the child runs and ends first */
+    EXPECT_EQ(urt_group_exit(&g, NULL, 0, NULL), 0);
+    trace("exit");
+    EXPECT_EQ(urt_task_await(t, NULL), 0);
+    EXPECT_EQ(urt_task_release(t), 0);
+    return 0;
+}
+
+/* The exit reached in the pass its last child ended still waits: the
+ * group learns of the end in the next pass, and the exit returns in the
+ * one after, as the Python twin prints.  Before, it returned at once,
+ * between tick 1 and tick 2. */
+static void test_group_exit_in_the_pass_a_child_ended_waits(void **state)
+{
+    (void)state;
+    run_main(main_exit_in_the_pass_a_child_ended, NULL);
+    assert_trace("tick 1", "child ends", "tick 2", "tick 3", "exit", "tick 4", "tick 5");
+}
+
+static intptr_t fails_at_once(void *arg)
+{
+    (void)arg;
+    trace("f fails");
+    return -EIO;
+}
+
+static intptr_t spawns_after_failure(void *arg)
+{
+    static struct job t = JOB("t", 10000, 3), s = JOB("s", 10000, 2);
+    trace("s spawns %d", urt_group_spawn(arg, NULL, starts_then_sleeps, &t));
+    return job_fn(&s);
+}
+
+static intptr_t main_failure_learned_later(void *arg)
+{
+    (void)arg;
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, fails_at_once, NULL), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, spawns_after_failure, &g), 0);
+    trace("body slept %d", urt_sleep_s(10));
+    urt_group_error e[2];
+    size_t n = 0;
+    int rc = urt_group_exit(&g, e, 2, &n);
+    trace_exit(rc, e, n);
+    return 0;
+}
+
+/* A group learns that a child ended one pass later, in asyncio's done
+ * callback (_on_task_done): a sibling that runs in the pass the failure
+ * happened still spawns, and the abort then cancels that new child before
+ * it ever ran.  The Python twin prints the same; before, the spawn was
+ * refused with -ESHUTDOWN. */
+static void test_group_learns_of_a_failure_one_pass_later(void **state)
+{
+    (void)state;
+    run_main(main_failure_learned_later, NULL);
+    assert_trace("f fails", "s spawns 0", "s end -4001", "body slept -4001", "exit -5: 0=-5");
+}
+
+static intptr_t slow_to_cancel(void *arg)
+{
+    (void)arg;
+    if (urt_sleep_s(10) == URT_ECANCELED) EXPECT_EQ(urt_sleep_ms(spaced_ms(20)), 0);
+    trace("b end");
+    return URT_ECANCELED;
+}
+
+static intptr_t cancels_owner_soon(void *arg)
+{
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(5)), 0);
+    trace("cancel owner");
+    EXPECT_EQ(urt_task_cancel(*(urt_task *)arg), 1);
+    return 0;
+}
+
+static intptr_t main_failure_keeps_outside_cancel(void *arg)
+{
+    bool cancel_owner = *(bool *)arg;
+    urt_task me = urt_task_current(), canceller;
+    if (cancel_owner) EXPECT_EQ(urt_task_create(&canceller, cancels_owner_soon, &me), 0);
+    urt_group g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, fails_at_once, NULL), 0);
+    EXPECT_EQ(urt_group_spawn(&g, NULL, slow_to_cancel, NULL), 0);
+    trace("exit %d", urt_group_exit(&g, NULL, 0, NULL));
+    trace("slept %d", urt_sleep_ms(1));
+    trace("slept %d", urt_sleep_ms(1));
+    if (cancel_owner) {
+        EXPECT_EQ(urt_task_await(canceller, NULL), 0);
+        EXPECT_EQ(urt_task_release(canceller), 0);
+    }
+    urt_task_release(me);
+    return 0;
+}
+
+/* The children's failure wins over a cancellation of the owner from
+ * outside (here while it waits in the exit), but that cancellation is not
+ * lost: the owner's next suspension point gets it, once, as with asyncio's
+ * TaskGroup since Python 3.13, whose twin prints the same.  Without one
+ * from outside, the group's own abort is spent in the exit. */
+static void test_group_failure_keeps_a_cancellation_from_outside(void **state)
+{
+    (void)state;
+    bool cancel_owner = true;
+    run_main(main_failure_keeps_outside_cancel, &cancel_owner);
+    assert_trace("f fails", "cancel owner", "b end", "exit -5", "slept -4001", "slept 0");
+    cancel_owner = false;
+    run_main(main_failure_keeps_outside_cancel, &cancel_owner);
+    assert_trace("f fails", "b end", "exit -5", "slept 0", "slept 0");
+}
+
 /* ---- children spawning, nesting ---- */
 
 static urt_group *shared_group;
@@ -533,6 +703,10 @@ int main(void)
         cmocka_unit_test(test_group_cancel_the_owner_absorbed_is_no_cancel),
         cmocka_unit_test(test_group_exit_returns_in_asyncio_pass),
         cmocka_unit_test(test_group_exit_waits_for_a_child_spawned_after_the_last_ended),
+        cmocka_unit_test(test_group_cancel_in_exit_reaches_children_when_owner_runs),
+        cmocka_unit_test(test_group_learns_of_a_failure_one_pass_later),
+        cmocka_unit_test(test_group_exit_in_the_pass_a_child_ended_waits),
+        cmocka_unit_test(test_group_failure_keeps_a_cancellation_from_outside),
         cmocka_unit_test(test_group_children_spawn_and_groups_nest),
         cmocka_unit_test(test_group_rejects_misuse),
     };
