@@ -407,6 +407,24 @@ static void cancel_walk(struct urt_loop *loop, struct urt__task *first, unsigned
     }
 }
 
+/* What t awaits, a task or a gather's unfinished children, is cancelled
+ * (again), and on along their own waits; t's own cancellation stays. */
+static void cancel_awaited_again(struct urt_loop *loop, struct urt__task *t)
+{
+    if (t->state != URT__WAITING) return;
+    size_t len = 0;
+    if (t->wait == URT__WAIT_TASK) {
+        if (urt__search_push(loop, &len, t->waiting_on.task)) return;
+    } else if (t->wait == URT__WAIT_GATHER) {
+        t->waiting_on.gather->cancel_requested = true;
+        (void)urt__gather_push_children(loop, t->waiting_on.gather, &len); /* what fitted */
+    }
+    while (len) {
+        struct urt__task *next = loop->search[--len];
+        if (next->state != URT__DONE) cancel_one(loop, next, false, URT__CANCEL_REQUEST, NULL, &len);
+    }
+}
+
 void urt__task_request_cancel(struct urt_loop *loop, struct urt__task *t)
 {
     if (t->state != URT__DONE) t->cancel_requests++;
@@ -423,10 +441,10 @@ void urt__task_cut(struct urt_loop *loop, struct urt__task *t, struct urt__scope
         return;
     }
     /* A cancellation is in flight already.  As asyncio's Timeout calls
-     * task.cancel() again: a task still awaiting another cancels that one
-     * again; one waiting on anything else is being cancelled already. */
-    if (t->state == URT__WAITING && t->wait == URT__WAIT_TASK)
-        urt__task_request_cancel(loop, t->waiting_on.task);
+     * task.cancel() again: a task still awaiting another task or a gather
+     * cancels what it awaits again; one waiting on anything else is being
+     * cancelled already. */
+    cancel_awaited_again(loop, t);
     if (t->cancel_kind == URT__CANCEL_SCOPE) {
         /* One cut at a time: the outer scope's cuts off more. */
         if (s->depth < t->cancel_scope->depth) t->cancel_scope = s;

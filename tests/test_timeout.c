@@ -655,6 +655,50 @@ static void test_shield_protects_the_inner_task(void **state)
                  "inner slept -4001", "shield -4001");
 }
 
+/* ---- a second deadline while the first's cut is in flight ---- */
+
+static intptr_t absorbs_two_cuts(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2; i++)
+        trace(urt_sleep_ms(spaced_ms(100)) == URT_ECANCELED ? "child caught" : "child slept");
+    return 7;
+}
+
+static intptr_t main_second_deadline_reaches_gather_child(void *arg)
+{
+    (void)arg;
+    urt_task t;
+    urt_timeout outer, inner;
+    EXPECT_EQ(urt_task_create(&t, absorbs_two_cuts, NULL), 0);
+    EXPECT_EQ(urt_timeout_enter(&outer, spaced_ms(50) * MS), 0);
+    EXPECT_EQ(urt_timeout_enter(&inner, spaced_ms(10) * MS), 0);
+    intptr_t v = 0;
+    int rc = urt_gather(&t, 1, 0, &v, NULL);
+    trace("gather %d", rc);
+    trace("inner exit %d", urt_timeout_exit(&inner));
+    trace("outer exit %d", urt_timeout_exit(&outer));
+    EXPECT_EQ(urt_task_await(t, &v), 0);
+    trace("result %ld", (long)v);
+    EXPECT_EQ(urt_task_release(t), 0);
+    return 0;
+}
+
+/* Each deadline that fires while the gather's cancellation is in flight
+ * cancels its unfinished children again, as asyncio's Timeout calls
+ * task.cancel() again and the gather passes it on: the child, which
+ * handles both, sees both.  The Python twin prints "child caught" twice,
+ * then "outer timeout" (the inner scope's exit sees the outer's
+ * cancellation still counted).  Before, the second deadline stopped at
+ * the gatherer. */
+static void test_second_deadline_cancels_gather_children_again(void **state)
+{
+    (void)state;
+    run_main(main_second_deadline_reaches_gather_child, NULL);
+    assert_trace("child caught", "child caught", "gather -4002", "inner exit 0",
+                 "outer exit -4002", "result 7");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_wait_for_values_timeout_and_a_task_that_handles_it),
         cmocka_unit_test(test_wait_for_cancelled_caller_cancels_the_task),
         cmocka_unit_test(test_shield_protects_the_inner_task),
+        cmocka_unit_test(test_second_deadline_cancels_gather_children_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
