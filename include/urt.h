@@ -236,6 +236,34 @@ URT_API int urt_task_done(urt_task task);
 URT_API int urt_task_cancelled(urt_task task);
 
 /*
+ * How many cancellations of the task are outstanding (task.cancelling()):
+ * each urt_task_cancel while it had not finished, each one passed on to it
+ * by a task or gather waiting for it, and each deadline of its timeout
+ * scopes that fired on it; a scope's exit takes back its own deadline's,
+ * a task group's exit the cancellation its abort asked, and
+ * urt_task_uncancel one.  Handling a cancellation does not take it back:
+ * a task that handles one and goes on as if it had not been asked calls
+ * urt_task_uncancel, or a timeout scope it was already in reports a
+ * deadline that fires later as that cancellation (urt_timeout_exit), and
+ * a task group whose children fail cancels it again (urt_group_exit).
+ *
+ * Returns the count (0 or more), or URT_EBADTASK / URT_ENOLOOP.
+ */
+URT_API int urt_task_cancelling(urt_task task);
+
+/*
+ * Takes back one outstanding cancellation of the task (task.uncancel(), as
+ * Python 3.13 has it): when none is left, one the task has not seen yet (it
+ * was asked while the task was running, or before it first ran) is dropped
+ * too.  A cancellation that has reached the kernel (the task waits on an
+ * operation being cancelled) still ends that wait.
+ *
+ * Returns the count left, 0 when there was none, or URT_EBADTASK /
+ * URT_ENOLOOP.
+ */
+URT_API int urt_task_uncancel(urt_task task);
+
+/*
  * Gives the outcome of a finished task without waiting (task.result()):
  * 0 and its value in *value, or its error.  -EAGAIN if it has not finished
  * yet; URT_EBADTASK / URT_ENOLOOP.

@@ -173,19 +173,24 @@ follows.  On Python < 3.12 the Python side uses 3.12's definition;
 group, timeout, wait_for, event, queue; group-in-timeout: no task group
 inside a timeout scope; late-queue: a queue wait reached after its deadline
 uses try_put / try_get instead of a timeout of 0; nested-deadlines: no
-timeout scope or wait_for inside a timeout scope).  nested-deadlines is
-where the differences still open show (see tests/difftest/*.known, and
-Open differences below): --without nested-deadlines runs the rest.
+timeout scope or wait_for inside a timeout scope).  Nothing is left out
+by default; leaving constructs out tells which one a difference comes
+from.
 
-Open differences.  A C program that notices an expired scope by itself
-("deadline passed") cannot tell, as asyncio's Timeout does by the task's
-cancel count, whether a cancellation from elsewhere is still outstanding,
-so it says "timeout" where asyncio says "cancelled" (urt has no public
-count yet).  And a task that returns while a cancellation waits for its
+Cancel counts.  When a wait inside a scope returns normally although the
+scope's deadline passed, the Python side raises CancelledError, which the
+Timeout turns into TimeoutError only if no other cancellation of the task
+is outstanding (its cancelling() count is back where it was at the
+scope's entry); else CancelledError goes on.  The C side asks the same of
+urt_task_cancelling.  A group exit that the C side makes cancel its
+owner's children (urt_task_cancel of itself, above) takes that request
+back after the exit (urt_task_uncancel), as Python's raise counts nothing.
+
+Open difference.  A task that returns while a cancellation waits for its
 next suspension point ends with its value in urt (SEMANTICS 3.1), but
 cancelled in asyncio (Task.__step cancels a coroutine that stops with
 _must_cancel set); a task group's exit that cancels its owner again
-(above) shows it with --raw-group.
+(above), right before the task returns, shows it with --raw-group.
 
 Timing: the order rests on timers landing in their 24 ms units, so a
 heavily loaded machine (a stall of a few ms) can reorder a trace.  A
@@ -960,10 +965,10 @@ class CEmitter(Emitter):
 
     def do_timeout(self, s, ind):
         bid, me = s['bid'], self.me
-        self.decls.append(f'urt_timeout tm_{bid}; int seen_{bid} = 0;')
+        self.decls.append(f'urt_timeout tm_{bid}; int seen_{bid} = 0, cc_{bid} = 0;')
         self.line(f'dl = deadline({s["slot"]});', ind)
         self.line(f'urt_timeout_enter_at(&tm_{bid}, dl ? dl : URT_NO_TIMEOUT);', ind)
-        self.line(f'seen_{bid} = 0;', ind)
+        self.line(f'seen_{bid} = 0; cc_{bid} = urt_task_cancelling(urt_task_current());', ind)
         self.blocks.append(('timeout', bid))
         self.steps(s['body'], ind)
         self.blocks.pop()
@@ -973,12 +978,17 @@ class CEmitter(Emitter):
         self.line(f'P("t{me} timeout#{bid} -> ok expired=%d\\n", urt_timeout_expired(&tm_{bid}));',
                   ind + 1)
         # any cut leaves the scope at once, so its deadline made this one;
-        # an absorbed cut (cut_syn) is the scope's that was seen expired
-        self.line(f'else if (cut_syn == {bid} || (!cut_syn && rc == URT_ETIMEDOUT)) {{', ind)
+        # an absorbed cut (cut_syn) is the scope's that was seen expired,
+        # a timeout unless a cancellation is still outstanding, as the
+        # Timeout decides by the task's count
+        self.line(f'else if ((cut_syn == {bid} && urt_task_cancelling(urt_task_current()) <= '
+                  f'cc_{bid}) || (!cut_syn && rc == URT_ETIMEDOUT)) {{', ind)
         self.line(f'P("t{me} timeout#{bid} -> timeout\\n");', ind + 1)
         self.line('cut = 0; cut_syn = 0;', ind + 1)
+        self.line('} else {', ind)
+        self.line(f'P("t{me} timeout#{bid} -> cancelled\\n");', ind + 1)
+        self.line(f'if (cut_syn == {bid}) {{ cut = URT_ECANCELED; cut_syn = 0; }}', ind + 1)
         self.line('}', ind)
-        self.line(f'else P("t{me} timeout#{bid} -> cancelled\\n");', ind)
         self.block_end(ind)
         self.line(f'nx = {self.nx()};', ind)
         self.after_wait(ind)
@@ -992,9 +1002,12 @@ class CEmitter(Emitter):
         self.steps(s['body'], ind)
         self.blocks.pop()
         self.line(f'out_{bid}:', ind)
-        # a cut that is no cancellation of the owner (see docstring)
-        self.line('if (cut && cut_syn) urt_task_cancel(urt_task_current());', ind)
+        # a cut that is no cancellation of the owner (see docstring): not
+        # counted, as Python's raise is not
+        self.line('syn = cut && cut_syn;', ind)
+        self.line('if (syn) urt_task_cancel(urt_task_current());', ind)
         self.line(f'rc = urt_group_exit(&g_{bid}, ge, 8, &nge);', ind)
+        self.line('if (syn) urt_task_uncancel(urt_task_current());', ind)
         self.line(f'rs = {"settle(" + str(me) + ")" if self.opts.settle_group else "0"};', ind)
         self.line('if (URT_IS_ERROR(rc) && !IS_CUT(rc)) {', ind)
         self.line(f'group_failed({me}, {bid}, rc, ge, nge, gk_{bid});', ind + 1)
@@ -1013,7 +1026,7 @@ class CEmitter(Emitter):
         self.decls = []
         head = [f'static intptr_t t{me}_fn(void *arg)', '{', '    (void)arg;',
                 f'    int kids[{max(1, len(t.plain_kids))}], nk = 0, rc = 0, rs = 0, '
-                'cut = 0, cut_syn = 0, nx = 0, iscut = 0;',
+                'cut = 0, cut_syn = 0, nx = 0, iscut = 0, syn = 0;',
                 '    intptr_t v = 0;', '    uint64_t dl = 0;', '    void *it = NULL;',
                 '    size_t nge = 0;', '    urt_group_error ge[8];', '    char b[256];']
         if me == 0:
@@ -1038,7 +1051,7 @@ class CEmitter(Emitter):
             self.line(f'P("t{me} fail {t.end[1]}\\n");', 1)
             self.line(f'return -{t.end[1]};', 1)
         tail = ['    (void)rc; (void)rs; (void)v; (void)b; (void)kids; (void)cut_syn; (void)nx;',
-                '    (void)iscut; (void)dl; (void)it; (void)nge; (void)ge;']
+                '    (void)iscut; (void)dl; (void)it; (void)nge; (void)ge; (void)syn;']
         return '\n'.join(head + ['    ' + d for d in self.decls] + tail + self.L + ['}'])
 
 

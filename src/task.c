@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,6 +558,39 @@ int urt_task_cancel(urt_task handle)
     if (t->state == URT__DONE) return 0;
     urt__task_request_cancel(loop, t);
     return 1;
+}
+
+/* Whether t's pending cancellation has ended a wait already (what t waited
+ * on was cancelled, and t is to run with it), rather than waiting for its
+ * next suspension point, as one asked while t ran, yielded or was new. */
+static bool cancel_reached_wait(const struct urt__task *t)
+{
+    return t->state == URT__WAITING || (t->state == URT__READY && t->wait != URT__WAIT_NONE);
+}
+
+int urt_task_cancelling(urt_task handle)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    return t->cancel_requests > INT_MAX ? INT_MAX : (int)t->cancel_requests;
+}
+
+int urt_task_uncancel(urt_task handle)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__task *t = urt__task_lookup(loop, handle);
+    if (!t) return URT_EBADTASK;
+    if (t->cancel_requests && --t->cancel_requests == 0 && t->cancel_pending &&
+        !cancel_reached_wait(t)) {
+        /* Kept for its next suspension point: 3.13's uncancel drops it, as
+         * it drops _must_cancel. */
+        t->cancel_pending = false;
+        mark_cancel(t, URT__CANCEL_NONE, NULL);
+    }
+    return t->cancel_requests > INT_MAX ? INT_MAX : (int)t->cancel_requests;
 }
 
 int urt_task_release(urt_task handle)

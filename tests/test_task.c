@@ -1281,6 +1281,112 @@ static void test_chain_of_tasks_each_awaiting_the_next_propagates_value(void **s
     assert_int_equal(v, 1000000 + chain_n - 1);
 }
 
+/* ---- cancellation counts (Task.cancelling / uncancel) -------------- */
+
+static intptr_t sleeper(void *arg)
+{
+    (void)arg;
+    int rc = urt_sleep_s(10);
+    trace(rc ? "sleeper %d" : "slept %d", rc);
+    return rc;
+}
+
+static intptr_t fails_now(void *arg)
+{
+    (void)arg;
+    return -EIO;
+}
+
+static intptr_t cancels_arg(void *arg)
+{
+    EXPECT_EQ(urt_task_cancel(*(urt_task *)arg), 1);
+    return 0;
+}
+
+static intptr_t cancel_counts_main(void *arg)
+{
+    (void)arg;
+    urt_task me = urt_task_current(), t, t2, c;
+    trace("cancelling %d", urt_task_cancelling(me));
+    /* Each request counts; ending does not take them back, uncancel does. */
+    EXPECT_EQ(urt_task_create(&t, sleeper, NULL), 0);
+    EXPECT_EQ(urt_yield(), 0);
+    EXPECT_EQ(urt_task_cancel(t), 1);
+    EXPECT_EQ(urt_task_cancel(t), 1);
+    trace("t cancelling %d", urt_task_cancelling(t));
+    trace("await t %d", urt_task_await(t, NULL));
+    int done_count = urt_task_cancelling(t), left[3];
+    for (int i = 0; i < 3; i++) left[i] = urt_task_uncancel(t);
+    trace("t cancelling done %d uncancel %d %d %d", done_count, left[0], left[1], left[2]);
+    EXPECT_EQ(urt_task_release(t), 0);
+    /* Back at 0, a cancellation not seen yet is dropped. */
+    EXPECT_EQ(urt_task_cancel(me), 1);
+    int self_count = urt_task_cancelling(me);
+    trace("self %d uncancel %d", self_count, urt_task_uncancel(me));
+    trace("slept %d", urt_sleep_ms(1));
+    /* ... also one asked before the task first ran: it runs. */
+    EXPECT_EQ(urt_task_create(&t2, sleeper, NULL), 0);
+    EXPECT_EQ(urt_task_cancel(t2), 1);
+    EXPECT_EQ(urt_task_uncancel(t2), 0);
+    EXPECT_EQ(urt_yield(), 0);
+    EXPECT_EQ(urt_task_cancel(t2), 1);
+    trace("await t2 %d", urt_task_await(t2, NULL));
+    EXPECT_EQ(urt_task_release(t2), 0);
+    /* A cancellation handled and kept counts on: a group whose child
+     * fails cancels the task again (urt_group_exit); taken back, not. */
+    for (int unc = 0; unc <= 1; unc++) {
+        EXPECT_EQ(urt_task_create(&c, cancels_arg, &me), 0);
+        if (urt_sleep_ms(10) == URT_ECANCELED) trace("caught");
+        if (unc) trace("uncancel %d", urt_task_uncancel(me));
+        urt_group g;
+        EXPECT_EQ(urt_group_enter(&g), 0);
+        EXPECT_EQ(urt_group_spawn(&g, NULL, fails_now, NULL), 0);
+        if (urt_group_exit(&g, NULL, 0, NULL) == -EIO) trace("group failed");
+        trace("slept %d", urt_sleep_ms(1));
+        trace("cancelling %d", urt_task_cancelling(me));
+        if (!unc) urt_task_uncancel(me);
+        EXPECT_EQ(urt_task_await(c, NULL), 0);
+        EXPECT_EQ(urt_task_release(c), 0);
+    }
+    return 0;
+}
+
+/* urt_task_cancelling / urt_task_uncancel: what asyncio's Task.cancelling()
+ * and Task.uncancel() (Python 3.13's) give in the same program, line for
+ * line. */
+static void test_cancel_requests_are_counted_and_taken_back(void **state)
+{
+    (void)state;
+    run_main(cancel_counts_main, NULL);
+    assert_trace("cancelling 0", "t cancelling 2", "sleeper -4001", "await t -4001",
+                 "t cancelling done 2 uncancel 1 0 0", "self 1 uncancel 0", "slept 0",
+                 "sleeper -4001", "await t2 -4001", "caught", "group failed", "slept -4001",
+                 "cancelling 1", "caught", "uncancel 0", "group failed", "slept 0",
+                 "cancelling 0");
+}
+
+static intptr_t bad_handle_counts_main(void *arg)
+{
+    (void)arg;
+    EXPECT_EQ(urt_task_cancelling(URT_TASK_NONE), URT_EBADTASK);
+    EXPECT_EQ(urt_task_uncancel(URT_TASK_NONE), URT_EBADTASK);
+    urt_task t;
+    EXPECT_EQ(urt_task_create(&t, noop, NULL), 0);
+    EXPECT_EQ(urt_task_await(t, NULL), 0);
+    EXPECT_EQ(urt_task_release(t), 0);
+    EXPECT_EQ(urt_task_cancelling(t), URT_EBADTASK);
+    EXPECT_EQ(urt_task_uncancel(t), URT_EBADTASK);
+    return 0;
+}
+
+static void test_cancel_counts_refuse_bad_handles(void **state)
+{
+    (void)state;
+    assert_int_equal(urt_task_cancelling(URT_TASK_NONE), URT_ENOLOOP);
+    assert_int_equal(urt_task_uncancel(URT_TASK_NONE), URT_ENOLOOP);
+    run_main(bad_handle_counts_main, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1319,6 +1425,8 @@ int main(void)
         T(test_task_current_is_creator_handle_inside_and_none_outside),
         T(test_create_with_bad_options_or_null_fn_is_einval),
         T(test_chain_of_tasks_each_awaiting_the_next_propagates_value),
+        T(test_cancel_requests_are_counted_and_taken_back),
+        T(test_cancel_counts_refuse_bad_handles),
 #undef T
     };
     return cmocka_run_group_tests(tests, warm_up, NULL);

@@ -1,6 +1,8 @@
 /* difftest program c_deadline_dropped_while_cancel_in_flight (seed 33, minimised; settle_gather=1 settle_group=1 py_wait_for=0 without=group-in-timeout,late-queue).
  * Replay: cc -std=gnu11 -Iinclude THIS.c build/liburt.a -luring -lpthread && ./a.out
- * (see tests/difftest/README). */
+ * (see tests/difftest/README).
+ * Its scope exit was brought up to the generator's rules by hand (cut_syn,
+ * then urt_task_cancelling, 2026-12-02): it was emitted before either. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,14 +139,14 @@ static intptr_t t0_fn(void *arg)
     size_t nge = 0;
     urt_group_error ge[8];
     char b[256];
-    urt_timeout tm_1; int seen_1 = 0;
+    urt_timeout tm_1; int seen_1 = 0, cc_1 = 0;
     (void)rc; (void)rs; (void)v; (void)b; (void)kids; (void)cut_syn; (void)nx;
     (void)iscut; (void)dl; (void)it; (void)nge; (void)ge;
     t0 = urt_now();
     P("t0 start\n");
     dl = deadline(1);
     urt_timeout_enter_at(&tm_1, dl ? dl : URT_NO_TIMEOUT);
-    seen_1 = 0;
+    seen_1 = 0; cc_1 = urt_task_cancelling(urt_task_current());
     P("t0 create t1\n");
     urt_task_create(&h[1], t1_fn, NULL);
     made[1] = 1;
@@ -165,11 +167,13 @@ static intptr_t t0_fn(void *arg)
     rc = urt_timeout_exit(&tm_1);
     if (!cut)
         P("t0 timeout#1 -> ok expired=%d\n", urt_timeout_expired(&tm_1));
-    else if (rc == URT_ETIMEDOUT) {
+    else if ((cut_syn == 1 && urt_task_cancelling(urt_task_current()) <= cc_1) || (!cut_syn && rc == URT_ETIMEDOUT)) {
         P("t0 timeout#1 -> timeout\n");
         cut = 0; cut_syn = 0;
+    } else {
+        P("t0 timeout#1 -> cancelled\n");
+        if (cut_syn == 1) { cut = URT_ECANCELED; cut_syn = 0; }
     }
-    else P("t0 timeout#1 -> cancelled\n");
     if (cut) {
         cut = 0; cut_syn = 0;
         P("t0 caught cancel\n");
