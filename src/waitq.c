@@ -64,11 +64,19 @@ int urt__park(struct urt_loop *loop, struct urt__waitq *q, struct urt__parked *p
         io_uring_prep_timeout(sqe, &p->timer.ts, 0, IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data(sqe, &p->timer);
     }
-    self->state = URT__WAITING;
-    self->wait = URT__WAIT_PARKED;
-    self->waiting_on.parked = p;
-    urt__suspend(loop);
-    self->wait = URT__WAIT_NONE;
+    /* A full SQ makes urt__get_sqe submit and reap, and a CQE handler in
+     * that reap may wake p already (the recv of a read-ahead socket that
+     * the caller armed just before, which finds bytes at once).  This task
+     * was still running then, so resume did not make it ready, and the
+     * timer no longer would: suspending now would wait for a wake that has
+     * come and gone.  Off the queue before suspending means woken. */
+    if (p->q) {
+        self->state = URT__WAITING;
+        self->wait = URT__WAIT_PARKED;
+        self->waiting_on.parked = p;
+        urt__suspend(loop);
+        self->wait = URT__WAIT_NONE;
+    }
     if (p->q) unlink_parked(p); /* the timer fired */
     if (p->has_timer && !p->timer.done) {
         /* Woken, or cancelled: the kernel must let go of the timer, which

@@ -1265,6 +1265,65 @@ static void test_ring_running_dry_falls_back_without_reordering_or_losing_bytes(
     run_all(main_ring_dry, NULL);
 }
 
+/* A reader whose bytes come while it is still parking.  With a 2-entry SQ
+ * (URT_RING_ENTRIES=2, the kernels tier) the sleeper's timer takes the
+ * first entry and the reader's multishot recv the second, so the SQE of
+ * the reader's deadline finds the SQ full: urt__get_sqe submits and reaps
+ * there, the recv finds the bytes at once and its CQE wakes the reader,
+ * which has not suspended yet.  It must still get the bytes, not wait for
+ * a wake that has come and gone.  (With a bigger SQ nothing is submitted
+ * there and the read is an ordinary one.) */
+
+struct parking_job {
+    int fd;
+    ssize_t res;
+    char buf[8];
+};
+
+static intptr_t sleep_a_moment(void *arg)
+{
+    (void)arg;
+    return urt_sleep_ms(1);
+}
+
+static intptr_t recv_with_deadline(void *arg)
+{
+    struct parking_job *j = arg;
+    j->res = urt_recv_timeout(j->fd, j->buf, sizeof j->buf, 0, GUARD_NS);
+    return 0;
+}
+
+static intptr_t main_wake_while_parking(void *arg)
+{
+    (void)arg;
+    check_mask();
+    int a, b;
+    if (!unix_pair(&a, &b)) return 0;
+    readahead_on(a);
+    EXPECT_EQ(urt_send(b, "abc", 3, 0), 3);
+    struct parking_job j = {.fd = a};
+    urt_task s, r;
+    /* Both run in the next turn, the sleeper first; this task's own
+     * sleeps (await_within) go to the kernel at that turn's start. */
+    EXPECT_EQ(urt_task_create(&s, sleep_a_moment, NULL), 0);
+    EXPECT_EQ(urt_task_create(&r, recv_with_deadline, &j), 0);
+    EXPECT_EQ(await_within(r, 20000, NULL), 0);
+    EXPECT_EQ(await_within(s, 1000, NULL), 0);
+    EXPECT_EQ(j.res, 3);
+    EXPECT_EQ(memcmp(j.buf, "abc", 3), 0);
+    EXPECT_EQ(urt_close(a), 0);
+    EXPECT_EQ(urt_close(b), 0);
+    return 0;
+}
+
+/* urt.h (urt_readahead): reads see the bytes as without read-ahead; here
+ * the bytes wake the reader inside its own call, before it waits. */
+static void test_bytes_arriving_while_the_reader_parks_are_not_lost(void **state)
+{
+    (void)state;
+    run_all(main_wake_while_parking, NULL);
+}
+
 /* ==== 9. an echo server ==================================================================== */
 
 #define ECHO_MSG 64
@@ -1756,6 +1815,7 @@ int main(void)
         cmocka_unit_test(test_readahead_refuses_non_sockets_bad_fds_and_calls_outside_a_loop),
         cmocka_unit_test(test_peer_reset_is_reported_once_then_end_of_file),
         cmocka_unit_test(test_ring_running_dry_falls_back_without_reordering_or_losing_bytes),
+        cmocka_unit_test(test_bytes_arriving_while_the_reader_parks_are_not_lost),
         cmocka_unit_test(test_echo_server_with_readahead_answers_every_message),
         cmocka_unit_test(test_loop_ending_with_readahead_armed_leaves_nothing_behind),
         cmocka_unit_test(test_two_readers_of_one_socket_share_the_bytes_without_loss_or_duplication),
