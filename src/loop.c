@@ -118,6 +118,23 @@ static void cancel_unwatch(struct urt_loop *loop, struct urt__op *op)
     op->retry_cancel = false;
 }
 
+static void prep_cancel(struct urt_loop *loop, struct urt__op *op);
+
+/* An op's linked timeout fired but could not take the op away: the op was
+ * moving from the kernel's poll to an io-wq worker (-ENOENT), or ran there
+ * (-EALREADY), and would go on blocking past its deadline, maybe for good.
+ * It is cancelled as a cancellation would, asked again until it ends
+ * (urt__cancel_watch), and ends as timed out, unless data wins.  This runs
+ * inside a reap: the request goes with the turn's other SQEs. */
+static void deadline_missed(struct urt_loop *loop, struct urt__op *op)
+{
+    op->link_res = -ETIME;
+    if (op->cancel_sent) return; /* asked already, and watched */
+    op->cancel_sent = true;
+    prep_cancel(loop, op);
+    urt__cancel_watch(loop, op);
+}
+
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
 {
     uint64_t data = cqe->user_data;
@@ -134,7 +151,11 @@ static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)
         op->link_res = cqe->res;
     else
         op->res = cqe->res;
-    if (--op->pending) return;
+    if (--op->pending) {
+        if (unlikely((data & URT__UDATA_LINK) && (cqe->res == -ENOENT || cqe->res == -EALREADY)))
+            deadline_missed(loop, op);
+        return;
+    }
     op->done = true;
     if (unlikely(op->retry_cancel)) cancel_unwatch(loop, op);
     /* The op's own task first: a urt_close waiting for this fd's last op

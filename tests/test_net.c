@@ -3082,6 +3082,40 @@ static intptr_t main_cancel_send_after_rdhup(void *arg)
     return 0;
 }
 
+/* The same send with a deadline: its linked timeout can fire while the
+ * send moves to the worker and end -ENOENT (or -EALREADY once it runs
+ * there) without taking it away; urt then cancels it itself (src/loop.c,
+ * deadline_missed).  Each must time out within 2 s.  Found by the fuzzer
+ * (fixed-bug-deadline-missed): a send_all with a deadline that never
+ * returned. */
+static intptr_t main_send_deadline_after_rdhup(void *arg)
+{
+    (void)arg;
+    expect_kmask_in_effect();
+    unsigned char msg[65536];
+    memset(msg, 'm', sizeof msg);
+    for (int round = 0; round < 40; round++) {
+        int c, s;
+        if (!tcp_pair_buf(&c, &s, 16384)) return 0;
+        EXPECT_EQ(shutdown(s, SHUT_RD), 0);
+        fill_socket(s);
+        uint64_t t0 = urt_now();
+        /* Deadlines around the moment the send reaches the worker. */
+        ssize_t r = urt_send_timeout(s, msg, sizeof msg, 0, (uint64_t)(round % 8) * 25 * URT_NS_PER_US + 1000);
+        EXPECT_EQ(r, URT_ETIMEDOUT);
+        EXPECT(urt_now() - t0 < 2 * URT_NS_PER_S);
+        EXPECT_EQ(urt_close(s), 0);
+        EXPECT_EQ(urt_close(c), 0);
+    }
+    return 0;
+}
+
+static void test_send_deadline_holds_on_a_socket_after_rdhup(void **state)
+{
+    (void)state;
+    run_under_each_kernel(main_send_deadline_after_rdhup, NULL);
+}
+
 /* Header, urt_task_cancel and urt_close: a send blocked on a socket whose
  * reading side is shut ends when cancelled or closed, under every kernel
  * mask. */
@@ -3396,6 +3430,7 @@ int main(int argc, char **argv)
         T(test_nonblocking_socket_connect_waits),
         T(test_close_cancels_operations_in_flight_with_ebadf),
         T(test_cancel_reaches_send_blocked_after_rdhup),
+        T(test_send_deadline_holds_on_a_socket_after_rdhup),
         T(test_bad_fds_and_arguments_are_errors),
         T(test_huge_fd_number_is_ebadf),
         T(test_socket_calls_outside_loop_are_enoloop),
