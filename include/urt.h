@@ -636,6 +636,20 @@ URT_API int urt_group_spawn_opts(urt_group *g, urt_task *task, urt_fn fn, void *
                                  const urt_task_opts *opts);
 
 /*
+ * Aborts the group (TaskGroup.cancel(), Python 3.14): as when a child
+ * fails, every unfinished child is cancelled and the owner's code inside
+ * the group is cut (its current or next wait returns URT_ECANCELED, once),
+ * but the exit reports no failure for it: it returns 0 unless a child
+ * failed or the owner was cancelled otherwise.  For code that gives up
+ * inside the group (a call of its own failed) and must not leave children
+ * running: asyncio aborts a group whose body raises, and C has no raise.
+ * Any task of the loop may call it; spawning is refused from then on.
+ * Cancelling an aborting group does nothing more.  Returns 0, -EINVAL (g
+ * is not an entered group) or URT_ENOLOOP.
+ */
+URT_API int urt_group_cancel(urt_group *g);
+
+/*
  * Waits for every child of the group, then leaves it (the end of
  * `async with`).  errors[0..cap-1] gets the failures in the order they
  * happened and *nerrors (if not NULL) how many there were, which may be

@@ -108,9 +108,10 @@ Documented differences, printed so that both sides agree:
    (the cut was absorbed), both sides leave the scope as if cut ("deadline
    passed"): Python by raising CancelledError, which the Timeout turns into
    TimeoutError; C by jumping to the exits, the scope that was seen expired
-   saying "timeout" (a task group on the way out is aborted by cancelling
-   the owner, the one way urt has to make a group exit cancel its
-   children).
+   saying "timeout".  A task group that such a jump leaves, or any other
+   cut that Python raises through its body (an awaited task that ended
+   cancelled, say), is aborted on the way out with urt_group_cancel, as
+   TaskGroup.__aexit__ aborts when an exception passes.
  - Queue hand-off (urt hands the item to a waiting getter, asyncio wakes it
    to take the item) and primitives' "handed and cancelled in the same
    instant" (urt returns 0, asyncio raises CancelledError): these differ
@@ -182,9 +183,7 @@ scope's deadline passed, the Python side raises CancelledError, which the
 Timeout turns into TimeoutError only if no other cancellation of the task
 is outstanding (its cancelling() count is back where it was at the
 scope's entry); else CancelledError goes on.  The C side asks the same of
-urt_task_cancelling.  A group exit that the C side makes cancel its
-owner's children (urt_task_cancel of itself, above) takes that request
-back after the exit (urt_task_uncancel), as Python's raise counts nothing.
+urt_task_cancelling.
 
 Open difference.  A task that returns while a cancellation waits for its
 next suspension point ends with its value in urt (SEMANTICS 3.1), but
@@ -1002,12 +1001,11 @@ class CEmitter(Emitter):
         self.steps(s['body'], ind)
         self.blocks.pop()
         self.line(f'out_{bid}:', ind)
-        # a cut that is no cancellation of the owner (see docstring): not
-        # counted, as Python's raise is not
-        self.line('syn = cut && cut_syn;', ind)
-        self.line('if (syn) urt_task_cancel(urt_task_current());', ind)
+        # a cut leaving the body is an exception passing __aexit__, which
+        # aborts the group (see docstring); urt knows of it only when it
+        # was a cancellation of the owner
+        self.line(f'if (cut) urt_group_cancel(&g_{bid});', ind)
         self.line(f'rc = urt_group_exit(&g_{bid}, ge, 8, &nge);', ind)
-        self.line('if (syn) urt_task_uncancel(urt_task_current());', ind)
         self.line(f'rs = {"settle(" + str(me) + ")" if self.opts.settle_group else "0"};', ind)
         self.line('if (URT_IS_ERROR(rc) && !IS_CUT(rc)) {', ind)
         self.line(f'group_failed({me}, {bid}, rc, ge, nge, gk_{bid});', ind + 1)
@@ -1026,7 +1024,7 @@ class CEmitter(Emitter):
         self.decls = []
         head = [f'static intptr_t t{me}_fn(void *arg)', '{', '    (void)arg;',
                 f'    int kids[{max(1, len(t.plain_kids))}], nk = 0, rc = 0, rs = 0, '
-                'cut = 0, cut_syn = 0, nx = 0, iscut = 0, syn = 0;',
+                'cut = 0, cut_syn = 0, nx = 0, iscut = 0;',
                 '    intptr_t v = 0;', '    uint64_t dl = 0;', '    void *it = NULL;',
                 '    size_t nge = 0;', '    urt_group_error ge[8];', '    char b[256];']
         if me == 0:
@@ -1051,7 +1049,7 @@ class CEmitter(Emitter):
             self.line(f'P("t{me} fail {t.end[1]}\\n");', 1)
             self.line(f'return -{t.end[1]};', 1)
         tail = ['    (void)rc; (void)rs; (void)v; (void)b; (void)kids; (void)cut_syn; (void)nx;',
-                '    (void)iscut; (void)dl; (void)it; (void)nge; (void)ge; (void)syn;']
+                '    (void)iscut; (void)dl; (void)it; (void)nge; (void)ge;']
         return '\n'.join(head + ['    ' + d for d in self.decls] + tail + self.L + ['}'])
 
 

@@ -172,6 +172,18 @@ int urt_group_spawn(urt_group *h, urt_task *task, urt_fn fn, void *arg)
     return urt_group_spawn_opts(h, task, fn, arg, NULL);
 }
 
+int urt_group_cancel(urt_group *h)
+{
+    struct urt_loop *loop = urt__running();
+    if (!loop) return URT_ENOLOOP;
+    struct urt__group *g = group_of(loop, h);
+    if (!g) return -EINVAL;
+    /* The owner's cut is the group's own scope's: its exit, which takes it
+     * back, reports nothing for it (timeout.c, urt__scope_leave). */
+    urt__group_cancel(loop, g);
+    return 0;
+}
+
 int urt_group_exit(urt_group *h, urt_group_error *errors, size_t cap, size_t *nerrors)
 {
     struct urt_loop *loop = urt__running();

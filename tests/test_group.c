@@ -570,6 +570,60 @@ static void test_group_failure_keeps_a_cancellation_from_outside(void **state)
     assert_trace("f fails", "b end", "exit -5", "slept 0", "slept 0");
 }
 
+static urt_group *cancel_group;
+
+static intptr_t cancels_group_soon(void *arg)
+{
+    (void)arg;
+    EXPECT_EQ(urt_sleep_ms(spaced_ms(5)), 0);
+    trace("cancel group %d", urt_group_cancel(cancel_group));
+    trace("again %d", urt_group_cancel(cancel_group));
+    return 0;
+}
+
+static intptr_t main_group_cancel(void *arg)
+{
+    bool from_child = *(bool *)arg;
+    struct job jobs[2] = {JOB("a", 10000, 1), JOB("b", 10000, 2)};
+    urt_group g;
+    cancel_group = &g;
+    EXPECT_EQ(urt_group_enter(&g), 0);
+    for (int i = 0; i < 2; i++) EXPECT_EQ(urt_group_spawn(&g, NULL, job_fn, &jobs[i]), 0);
+    if (from_child) {
+        EXPECT_EQ(urt_group_spawn(&g, NULL, cancels_group_soon, NULL), 0);
+    } else {
+        EXPECT_EQ(urt_yield(), 0); /* the children start */
+        trace("cancel group %d", urt_group_cancel(&g));
+        trace("body slept %d", urt_sleep_ms(1));
+        trace("body slept %d", urt_sleep_ms(1));
+    }
+    trace("exit %d", urt_group_exit(&g, NULL, 0, NULL));
+    EXPECT_EQ(urt_group_cancel(&g), -EINVAL); /* exited */
+    urt_task me = urt_task_current();
+    trace("cancelling %d", urt_task_cancelling(me));
+    trace("slept %d", urt_sleep_ms(1));
+    return 0;
+}
+
+/* urt_group_cancel, from the owner's body or from a child while the owner
+ * waits in the exit: the children are cancelled, the body's next wait is
+ * cut once, and the exit returns 0, leaving no cancellation behind, as
+ * TaskGroup.cancel() of Python 3.14.  Its twin (3.14's cancel() written
+ * out, on the difftest's 3.13 TaskGroup, since this machine has 3.11)
+ * prints the same lines, the children in a set's order. */
+static void test_group_cancel_aborts_without_an_error(void **state)
+{
+    (void)state;
+    bool from_child = false;
+    run_main(main_group_cancel, &from_child);
+    assert_trace("cancel group 0", "a end -4001", "b end -4001", "body slept -4001",
+                 "body slept 0", "exit 0", "cancelling 0", "slept 0");
+    from_child = true;
+    run_main(main_group_cancel, &from_child);
+    assert_trace("cancel group 0", "again 0", "a end -4001", "b end -4001", "exit 0",
+                 "cancelling 0", "slept 0");
+}
+
 /* ---- children spawning, nesting ---- */
 
 static urt_group *shared_group;
@@ -707,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_group_learns_of_a_failure_one_pass_later),
         cmocka_unit_test(test_group_exit_in_the_pass_a_child_ended_waits),
         cmocka_unit_test(test_group_failure_keeps_a_cancellation_from_outside),
+        cmocka_unit_test(test_group_cancel_aborts_without_an_error),
         cmocka_unit_test(test_group_children_spawn_and_groups_nest),
         cmocka_unit_test(test_group_rejects_misuse),
     };
