@@ -412,12 +412,16 @@ void urt__op_cancel(struct urt_loop *loop, struct urt__op *op)
  * poll wait-queue to an io-wq worker (a send on a socket that has seen
  * POLLRDHUP is one) is on neither list for a moment, and the request ends
  * -ENOENT while the op goes on to block in the worker for good.  So an op
- * asked to cancel is asked again, after 1 ms, 2, 4 ... up to a second,
+ * asked to cancel is asked again, after 1 ms, 2, 4, 8, then every 16 ms,
  * until it ends.  The usual op ends within the first request's reap, or
  * soon after, and leaves the list before the timer fires.
  */
 #define RETRY_FIRST_MS 1
-#define RETRY_MAX_MS 1000
+/* One timer serves every op on the list, so an op that joins it waits out
+ * the delay the timer has reached: with a cap of a second, a send whose
+ * deadline missed waited up to a second more (test_net).  A stuck op costs
+ * one cancel SQE per cap. */
+#define RETRY_MAX_MS 16
 
 static void on_retry_timer(struct urt_loop *loop, struct urt__op *timer,
                            const struct io_uring_cqe *cqe);
