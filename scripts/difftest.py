@@ -156,7 +156,9 @@ cancellation (CPython gh-116720).  3.13 moved that after the wait, and
 since then an exit that raises the children's failures while the owner is
 being cancelled from outside cancels the owner again, so that the outside
 cancellation is not lost; urt follows 3.13.  On Python < 3.13 the Python
-side uses an exit written to 3.13's rules (_CurrentTaskGroup), and tasks
+side uses an exit written to 3.13's rules (_CurrentTaskGroup; with
+CPython gh-155433's too, from its main branch: an outside cancellation
+caught in the wait is not dropped when the group's own is), and tasks
 whose uncancel() drops a cancellation not delivered yet once the count is
 back at 0, as 3.13's does (_CurrentTask, on the pure-Python Task): without
 it, a timeout scope that takes back its deadline's cancellation would leave
