@@ -396,8 +396,9 @@ void urt__waiter_unlink(struct urt__task *target, struct urt__waiter *w);
 bool urt__would_deadlock(struct urt_loop *loop, struct urt__task *waiter,
                          struct urt__task *target);
 void urt__gather_child_done(struct urt_loop *loop, struct urt__waiter *w);
-/* Task groups (group.c): a child ended; the owner waiting in the exit is
- * cancelled (its children are); the owner ended inside its group. */
+/* Task groups (group.c): a child ended (its done callback); the group
+ * aborts (its children are cancelled, the owner's code is cut); the owner
+ * ended inside its group. */
 void urt__group_child_done(struct urt_loop *loop, struct urt__waiter *w);
 /* The done callback of an ended task, due this pass (pick_next). */
 void urt__task_run_callback(struct urt_loop *loop, struct urt__task *t);

@@ -118,21 +118,15 @@ static void cancel_unwatch(struct urt_loop *loop, struct urt__op *op)
     op->retry_cancel = false;
 }
 
-static void prep_cancel(struct urt_loop *loop, struct urt__op *op);
-
 /* An op's linked timeout fired but could not take the op away: the op was
  * moving from the kernel's poll to an io-wq worker (-ENOENT), or ran there
  * (-EALREADY), and would go on blocking past its deadline, maybe for good.
- * It is cancelled as a cancellation would, asked again until it ends
- * (urt__cancel_watch), and ends as timed out, unless data wins.  This runs
- * inside a reap: the request goes with the turn's other SQEs. */
+ * It is cancelled as a cancellation would be, asked again until it ends,
+ * and ends as timed out, unless data wins. */
 static void deadline_missed(struct urt_loop *loop, struct urt__op *op)
 {
     op->link_res = -ETIME;
-    if (op->cancel_sent) return; /* asked already, and watched */
-    op->cancel_sent = true;
-    prep_cancel(loop, op);
-    urt__cancel_watch(loop, op);
+    urt__op_cancel(loop, op); /* its reap inside this one is safe: reap takes each CQE first */
 }
 
 static void complete(struct urt_loop *loop, struct io_uring_cqe *cqe)

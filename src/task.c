@@ -328,6 +328,16 @@ static void mark_cancel(struct urt__task *t, unsigned char kind, struct urt__sco
     t->cancel_scope = scope;
 }
 
+/* Pushes what t, waiting in await or gather, passes a cancellation on to:
+ * the awaited task, or the gather's unfinished children (the gather then
+ * counts as cancelled).  Nonzero when the walk's stack had no room. */
+static int push_passed_on(struct urt_loop *loop, struct urt__task *t, size_t *len)
+{
+    if (t->wait == URT__WAIT_TASK) return urt__search_push(loop, len, t->waiting_on.task);
+    t->waiting_on.gather->cancel_requested = true;
+    return urt__gather_push_children(loop, t->waiting_on.gather, len);
+}
+
 /* One step of cancel_walk: cancels t, or passes the cancellation on to
  * what t waits for by pushing it on the walk's stack. */
 static void cancel_one(struct urt_loop *loop, struct urt__task *t, bool is_first,
@@ -373,12 +383,8 @@ static void cancel_one(struct urt_loop *loop, struct urt__task *t, bool is_first
         break;
     }
     case URT__WAIT_TASK:
-        if (urt__search_push(loop, len, t->waiting_on.task)) t->cancel_pending = true;
-        break;
     case URT__WAIT_GATHER:
-        t->waiting_on.gather->cancel_requested = true;
-        if (urt__gather_push_children(loop, t->waiting_on.gather, len))
-            t->cancel_pending = true;
+        if (push_passed_on(loop, t, len)) t->cancel_pending = true;
         break;
     default:
         t->cancel_pending = true;
@@ -412,14 +418,10 @@ static void cancel_walk(struct urt_loop *loop, struct urt__task *first, unsigned
  * (again), and on along their own waits; t's own cancellation stays. */
 static void cancel_awaited_again(struct urt_loop *loop, struct urt__task *t)
 {
-    if (t->state != URT__WAITING) return;
+    if (t->state != URT__WAITING || (t->wait != URT__WAIT_TASK && t->wait != URT__WAIT_GATHER))
+        return;
     size_t len = 0;
-    if (t->wait == URT__WAIT_TASK) {
-        if (urt__search_push(loop, &len, t->waiting_on.task)) return;
-    } else if (t->wait == URT__WAIT_GATHER) {
-        t->waiting_on.gather->cancel_requested = true;
-        (void)urt__gather_push_children(loop, t->waiting_on.gather, &len); /* what fitted */
-    }
+    (void)push_passed_on(loop, t, &len); /* with no room: what fitted */
     while (len) {
         struct urt__task *next = loop->search[--len];
         if (next->state != URT__DONE) cancel_one(loop, next, false, URT__CANCEL_REQUEST, NULL, &len);
@@ -568,13 +570,18 @@ static bool cancel_reached_wait(const struct urt__task *t)
     return t->state == URT__WAITING || (t->state == URT__READY && t->wait != URT__WAIT_NONE);
 }
 
+static int count_of(const struct urt__task *t)
+{
+    return t->cancel_requests > INT_MAX ? INT_MAX : (int)t->cancel_requests;
+}
+
 int urt_task_cancelling(urt_task handle)
 {
     struct urt_loop *loop = urt__running();
     if (!loop) return URT_ENOLOOP;
     struct urt__task *t = urt__task_lookup(loop, handle);
     if (!t) return URT_EBADTASK;
-    return t->cancel_requests > INT_MAX ? INT_MAX : (int)t->cancel_requests;
+    return count_of(t);
 }
 
 int urt_task_uncancel(urt_task handle)
@@ -590,7 +597,7 @@ int urt_task_uncancel(urt_task handle)
         t->cancel_pending = false;
         mark_cancel(t, URT__CANCEL_NONE, NULL);
     }
-    return t->cancel_requests > INT_MAX ? INT_MAX : (int)t->cancel_requests;
+    return count_of(t);
 }
 
 int urt_task_release(urt_task handle)
